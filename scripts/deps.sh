@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package crashkey's tests, fixtures and e2e guest need.
+# Idempotent: packages already present are skipped. Needs root (or sudo).
+set -euo pipefail
+
+pkgs=(
+  qemu-system-x86   # e2e guest (TCG)
+  qemu-utils        # qemu-img: qcow2 fixtures
+  ntfs-3g           # mkntfs, ntfscp, ntfscat: NTFS fixtures and the stand-in guest's writer
+  fdisk             # sfdisk: GPT/MBR fixtures
+  libwin-hivex-perl # hivexregedit: .reg round trips into real hives
+  libhivex-bin      # hivexget: independent hive reader
+  cpio              # initramfs for the e2e guest
+  zstd xz-utils     # kernel package extraction
+  ca-certificates
+)
+if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then
+  pkgs+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/crashkey-deps.log 2>&1 || { cat /tmp/crashkey-deps.log >&2; exit 1; }
