@@ -55,4 +55,3 @@ func (f *hotkeyFlags) hotkey(cmd *cobra.Command) (hid.Hotkey, error) {
 	}
 	return hid.CrashOnCtrlScroll(), nil
 }
-
