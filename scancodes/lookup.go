@@ -236,14 +236,12 @@ func closest(s string, n int) []string {
 		d    int
 	}
 	var cs []cand
-	seen := map[*Key]bool{}
-	for name, k := range byName {
+	for name := range byName {
 		d := editDistance(s, name)
 		if strings.HasPrefix(name, s) && s != "" {
 			d = min(d, 1)
 		}
 		cs = append(cs, cand{name, d})
-		_ = k
 	}
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].d != cs[j].d {
@@ -252,6 +250,7 @@ func closest(s string, n int) []string {
 		return cs[i].name < cs[j].name
 	})
 	limit := max(2, len(s)/2)
+	seen := map[*Key]bool{}
 	var out []string
 	for _, c := range cs {
 		if c.d > limit || len(out) == n {
