@@ -8,10 +8,12 @@ pkgs=(
   qemu-utils        # qemu-img: qcow2 fixtures
   ntfs-3g           # mkntfs, ntfscp, ntfscat: NTFS fixtures and the stand-in guest's writer
   fdisk             # sfdisk: GPT/MBR fixtures
+  ntfs-3g-dev gcc libc6-dev # disk/testdata/ntfshelper.c: mkdir and compressed folders in NTFS fixtures (no FUSE)
   libwin-hivex-perl # hivexregedit: .reg round trips into real hives
   libhivex-bin      # hivexget: independent hive reader
   cpio              # initramfs for the e2e guest
   zstd xz-utils     # kernel package extraction
+  time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/dump"
+)
+
+func init() { register(newCheckCmd) }
+
+func newCheckCmd() *cobra.Command {
+	var (
+		deep   bool
+		expect string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Check a Windows kernel crash dump like dumpchk",
+		Long: `check validates a Windows kernel crash dump (MEMORY.DMP, a Minidump\*.dmp triage dump, or
+pagefile.sys holding a dump at its start) and prints its header fields, its memory layout,
+findings graded info, warning or error, and a verdict: valid, valid with warnings, or corrupt.
+
+--deep also reads every page of full and bitmap dumps and reports unreadable and all-zero
+pages. --expect-bugcheck takes a hex code (0xE2, E2, 80), a decimal code with WinDbg's 0n prefix (0n226) or a name
+(MANUALLY_INITIATED_CRASH, NMI_HARDWARE_FAILURE), and fails when the dump holds another.
+
+Exit codes: 0 valid (also with warnings); 1 corrupt, not a kernel dump, or a bug check
+other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name);
+3 I/O error while reading.`,
+		Example: `  crashkey check MEMORY.DMP
+  crashkey check --deep --expect-bugcheck MANUALLY_INITIATED_CRASH --json MEMORY.DMP`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := dump.CheckOptions{Deep: deep}
+			if cmd.Flags().Changed("expect-bugcheck") {
+				code, err := dump.ParseBugCheck(expect)
+				if err != nil {
+					return usageErr(fmt.Errorf("check: --expect-bugcheck: %w", err))
+				}
+				opts.ExpectBugCheck = &code
+			}
+			name := args[0]
+			f, err := os.Open(name)
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+					return usageErr(fmt.Errorf("check: %w", err))
+				}
+				return failedErr(fmt.Errorf("check: %w", err))
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return failedErr(fmt.Errorf("check: %w", err))
+			}
+			if st.IsDir() {
+				return usageErr(fmt.Errorf("check: %s is a directory, give the dump file", name))
+			}
+			stderr := cmd.ErrOrStderr()
+			if deep && checkIsTerminal(stderr) {
+				opts.Progress = checkProgress(stderr)
+			}
+			rep, err := dump.CheckFile(cmd.Context(), f, st.Size(), opts)
+			if opts.Progress != nil {
+				fmt.Fprint(stderr, "\r\033[K")
+			}
+			if err != nil {
+				return failedErr(fmt.Errorf("check %s: %w", name, err))
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = writeJSON(out, rep)
+			} else {
+				err = rep.WriteText(out, name)
+			}
+			if err != nil {
+				return failedErr(fmt.Errorf("check: write report: %w", err))
+			}
+			if !rep.OK() {
+				// The report is on stdout; one line on stderr says why the check failed.
+				if rep.Verdict == dump.Corrupt {
+					return noErr(fmt.Errorf("check: %s is not a valid kernel dump: %s", name, rep.Problem()))
+				}
+				return noErr(fmt.Errorf("check: %s: %s", name, rep.Problem()))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&deep, "deep", false, "read every page of full and bitmap dumps")
+	fl.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check (hex 0xE2, decimal, or name)")
+	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// checkIsTerminal reports whether w is a character device (a terminal).
+func checkIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// checkProgress returns a Progress callback that redraws one status line at most five
+// times a second.
+func checkProgress(w io.Writer) func(done, total int64) {
+	var last time.Time
+	start := time.Now()
+	return func(done, total int64) {
+		now := time.Now()
+		if now.Sub(last) < 200*time.Millisecond && done < total {
+			return
+		}
+		last = now
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(done) / float64(total)
+		}
+		rate := float64(done) / (1 << 20) / max(now.Sub(start).Seconds(), 1e-3)
+		fmt.Fprintf(w, "\rcheck: reading pages %5.1f%% (%d/%d MiB, %.0f MiB/s)", pct, done>>20, total>>20, rate)
+	}
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmark: `crashkey check --deep` on a >= 2 GiB bitmap kernel dump against a plain
+# sequential read of the same file. Prints both times, their ratio and check's peak RSS.
+# Goal: ratio <= 1.5 with constant memory. Both runs read a warm page cache: the file is
+# read once before timing, then each command runs RUNS times and the best time counts.
+#   usage: scripts/bench/check-deep.sh [SIZE]   (default 2GiB; e.g. 4GiB)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SIZE=${1:-2GiB}
+RUNS=${RUNS:-3}
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "check-deep: GNU time (/usr/bin/time, Debian package 'time') is required" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/crashkey" ./cmd/crashkey
+echo "building a $SIZE bitmap kernel dump ..." >&2
+go run ./dump/internal/mkdump -type bitmap-kernel -size "$SIZE" -o "$tmp/big.dmp"
+bytes=$(stat -c %s "$tmp/big.dmp")
+cat "$tmp/big.dmp" >/dev/null # warm the page cache
+
+best() { # best wall time (s) and its peak RSS (KiB) of RUNS runs of "$@"
+  local b="" rss=""
+  for _ in $(seq "$RUNS"); do
+    "$TIME" -f '%e %M' -o "$tmp/t" "$@" >/dev/null
+    read -r e m <"$tmp/t"
+    if [ -z "$b" ] || awk -v a="$e" -v b="$b" 'BEGIN{exit !(a<b)}'; then b=$e; rss=$m; fi
+  done
+  echo "$b $rss"
+}
+
+read -r t_cat rss_cat < <(best cat "$tmp/big.dmp")
+read -r t_dd rss_dd < <(best dd if="$tmp/big.dmp" of=/dev/null bs=1M status=none)
+set +e
+read -r t_chk rss_chk < <(best "$tmp/crashkey" check --deep "$tmp/big.dmp")
+set -e
+"$tmp/crashkey" check --deep "$tmp/big.dmp" | grep -E '^(Deep check|Verdict)'
+plain=$(awk -v a="$t_cat" -v b="$t_dd" 'BEGIN{print (a<b)?a:b}')
+awk -v bytes="$bytes" -v cat="$t_cat" -v dd="$t_dd" -v chk="$t_chk" -v plain="$plain" -v rss="$rss_chk" -v rsscat="$rss_cat" 'BEGIN{
+  mib = bytes/1048576
+  printf "file:            %.0f bytes (%.0f MiB), best of '"$RUNS"' warm runs\n", bytes, mib
+  printf "cat > /dev/null: %6.2f s (%5.0f MiB/s), peak RSS %d KiB\n", cat, mib/(cat>0?cat:0.001), rsscat
+  printf "dd bs=1M:        %6.2f s (%5.0f MiB/s)\n", dd, mib/(dd>0?dd:0.001)
+  printf "check --deep:    %6.2f s (%5.0f MiB/s), peak RSS %d KiB\n", chk, mib/(chk>0?chk:0.001), rss
+  ratio = (plain>0) ? chk/plain : 0
+  printf "ratio check/plain read: %.2f (goal <= 1.5) %s\n", ratio, (ratio<=1.5)?"OK":"SLOWER THAN GOAL"
+}'
