@@ -94,7 +94,7 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&deep, "deep", false, "read every page of full and bitmap dumps")
-	fl.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check (hex 0xE2, decimal, or name)")
+	fl.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check: hex (0xE2, E2, 80), decimal with 0n (0n226), or a name (MANUALLY_INITIATED_CRASH)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
