@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/registry"
+)
+
+func init() { register(newPreflightCmd) }
+
+func newPreflightCmd() *cobra.Command {
+	var (
+		hk         hotkeyFlags
+		asJSON     bool
+		forceShare bool
+		partition  int
+		memory     uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "preflight IMAGE [hotkey flags] [--json]",
+		Short: "Check a Windows guest's crash-dump configuration offline, from its disk image",
+		Long: `preflight reads the SYSTEM hive out of a Windows guest's disk image (raw or qcow2; never
+written to) and reports, before you try to crash the guest, what would stop a dump:
+
+  - per keyboard driver (i8042prt for PS/2, kbdhid for USB/virtio, hyperkbd): whether the
+    service is installed, its start type, and the hotkey that fires (CrashOnCtrlScroll,
+    crashdump\Dump1Keys/Dump2Key, or the built-in default of client Windows);
+  - CrashControl: dump type, DumpFile, MinidumpDir, AutoReboot, Overwrite, DedicatedDumpFile, NMI;
+  - the paging files, and whether the dump fits (give --memory for a definite answer);
+  - a dirty hive (values possibly stale), and changes made after the last clean shutdown.
+
+With hotkey flags it says whether that hotkey would fire on a PS/2 and on a USB keyboard.
+Every problem comes with its fix, usually a crashkey arm command. IMAGE may also be a SYSTEM
+hive file.
+
+Exit status: 0 no problem (warnings may be printed), 1 problems found or the hotkey would not
+fire, 2 bad input, 3 the image could not be read.`,
+		Example: `  crashkey preflight win10.qcow2
+  crashkey preflight win10.qcow2 --hotkey lshift+rshift+d --memory 4096
+  crashkey preflight --json --force-share /var/lib/libvirt/images/win.qcow2`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			image := args[0]
+			if _, err := os.Stat(image); err != nil {
+				return usageErr(fmt.Errorf("preflight: %w", err))
+			}
+			opts := registry.PreflightOptions{ForceShare: forceShare, Partition: partition, MemoryMiB: memory}
+			if hk.set(cmd) {
+				h, err := hk.hotkey(cmd)
+				if err != nil {
+					return err
+				}
+				opts.Hotkey = &h
+			}
+			if partition < 0 {
+				return usageErr(fmt.Errorf("--partition %d: use a partition index from 1, or 0 to find the Windows volume", partition))
+			}
+			rep, err := registry.Preflight(cmd.Context(), image, opts)
+			switch {
+			case err == nil:
+			case errors.Is(err, context.Canceled):
+				return err
+			case registry.IsBadInput(err):
+				return usageErr(err)
+			default:
+				return failedErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if err := writeJSON(out, rep); err != nil {
+					return failedErr(err)
+				}
+			} else if err := rep.WriteText(out); err != nil {
+				return failedErr(err)
+			}
+			if !rep.OK {
+				return quietError{ExitNo}
+			}
+			return nil
+		},
+	}
+	hk.add(cmd)
+	fs := cmd.Flags()
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&forceShare, "force-share", false, "read the image even while a running QEMU holds it (the result may be inconsistent)")
+	fs.IntVar(&partition, "partition", 0, "read the Windows volume from this partition index (default: find it)")
+	fs.Uint64Var(&memory, "memory", 0, "the guest's memory in MiB, to judge whether the dump fits in a fixed-size paging file")
+	return cmd
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	armedHive = "../../registry/testdata/SYSTEM-crashcontrol"
+	emptyHive = "../../registry/testdata/hivex-minimal"
+)
+
+// diskImage copies one of package disk's fixture images to a temporary directory (a QEMU
+// holding the shared fixture would make it read as "in use") and returns its path.
+func diskImage(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../disk/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPreflightGolden(t *testing.T) {
+	gptImage := diskImage(t, "gpt.qcow2")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"hive-ok", []string{"preflight", armedHive}, ExitOK},
+		{"hive-custom-hotkey", []string{"preflight", armedHive, "--hotkey", "lshift+rshift+d"}, ExitNo},
+		{"image-json", []string{"preflight", gptImage, "--dump1keys", "rctrl", "--dump2key", "125", "--memory", "2048", "--json"}, ExitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCrashkey(t, tc.args...)
+			if code != tc.code || errOut != "" {
+				t.Fatalf("exit %d (want %d), stderr %q", code, tc.code, errOut)
+			}
+			checkGolden(t, "preflight/"+tc.name+".golden", strings.ReplaceAll(out, gptImage, "IMAGE"))
+		})
+	}
+}
+
+func TestPreflightJSONContract(t *testing.T) {
+	out, _, code := runCrashkey(t, "preflight", "--json", armedHive, "--hotkey", "lshift+rshift+d")
+	if code != ExitNo {
+		t.Fatalf("exit %d", code)
+	}
+	var r struct {
+		OK      bool   `json:"ok"`
+		Fix     string `json:"fix"`
+		Drivers []struct {
+			Driver, Hotkey, Registry, Source string
+			Armed                            bool
+		} `json:"drivers"`
+		Hotkey struct {
+			PS2, USB struct {
+				Fires  bool
+				Reason string
+			}
+		} `json:"hotkey"`
+		Problems []struct{ ID, Severity, Message, Fix string } `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.OK || r.Hotkey.PS2.Fires || r.Hotkey.USB.Fires || !strings.HasPrefix(r.Fix, "crashkey arm --hotkey shift+shift_r+d --dump-type active >") {
+		t.Errorf("report: %+v", r)
+	}
+	if len(r.Drivers) != 3 || r.Drivers[1].Driver != "kbdhid" || r.Drivers[1].Registry != "0x02/0x7d" || r.Drivers[1].Source != "CrashOnCtrlScroll" {
+		t.Errorf("drivers: %+v", r.Drivers)
+	}
+	if len(r.Problems) < 2 || r.Problems[0].ID != "hotkey-ps2" || r.Problems[0].Fix != r.Fix {
+		t.Errorf("problems: %+v", r.Problems)
+	}
+}
+
+func TestPreflightUsageErrors(t *testing.T) {
+	gptImage, noHiveDisk := diskImage(t, "gpt.qcow2"), diskImage(t, "base.qcow2")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"missing image", []string{"preflight", filepath.Join(t.TempDir(), "win.qcow2")}, ExitUsage, "no such file or directory"},
+		{"no argument", []string{"preflight"}, ExitUsage, "accepts 1 arg(s)"},
+		{"not a SYSTEM hive", []string{"preflight", emptyHive}, ExitUsage, "not a SYSTEM hive: no Select key"},
+		{"no SYSTEM on the volume", []string{"preflight", noHiveDisk}, ExitUsage, "no SYSTEM hive"},
+		{"no such partition", []string{"preflight", gptImage, "--partition", "7"}, ExitUsage, "no such volume"},
+		{"bad hotkey", []string{"preflight", armedHive, "--hotkey", "rctrl+lshift"}, ExitUsage, "is a modifier"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCrashkey(t, tc.args...)
+			if code != tc.code || out != "" {
+				t.Fatalf("exit %d, stdout %q; want exit %d and no output", code, out, tc.code)
+			}
+			if !strings.HasPrefix(errOut, "crashkey: ") || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.msg) {
+				t.Errorf("stderr %q: want one line saying %q", errOut, tc.msg)
+			}
+		})
+	}
+}
+
+// TestArmPreflightRoundTrip: crashkey arm's .reg for an offline control set, merged into a
+// hive with Debian's hivexregedit, makes crashkey preflight answer yes for that hotkey.
+func TestArmPreflightRoundTrip(t *testing.T) {
+	hx, err := exec.LookPath("hivexregedit")
+	if err != nil {
+		t.Fatal("hivexregedit is missing: run scripts/deps.sh")
+	}
+	dir := t.TempDir()
+	hive := filepath.Join(dir, "SYSTEM")
+	src, err := os.ReadFile(emptyHive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\Select]\r\n\"Current\"=dword:00000001\r\n\r\n" +
+		"[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001]\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control]\r\n\r\n" +
+		"[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ProductOptions]\r\n\"ProductType\"=\"ServerNT\"\r\n\r\n"
+	if err := os.WriteFile(hive, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "base.reg"), []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	regFile := filepath.Join(dir, "arm.reg")
+	if _, errOut, code := runCrashkey(t, "arm", "--hotkey", "rctrl+space", "--dedicated-dump-file", `C:\dd.sys`, "--control-set", "1", "-o", regFile); code != 0 {
+		t.Fatalf("arm: exit %d: %s", code, errOut)
+	}
+	for _, f := range []string{"base.reg", "arm.reg"} {
+		if out, err := exec.Command(hx, "--merge", "--prefix", `HKEY_LOCAL_MACHINE\SYSTEM`, hive, filepath.Join(dir, f)).CombinedOutput(); err != nil {
+			t.Fatalf("hivexregedit --merge %s: %v\n%s", f, err, out)
+		}
+	}
+	out, errOut, code := runCrashkey(t, "preflight", hive, "--hotkey", "rctrl+space")
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	for _, want := range []string{"PS/2 (i8042prt): fires", "USB  (kbdhid): fires", "DedicatedDumpFile C:\\dd.sys", "verdict: ready"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, code := runCrashkey(t, "preflight", hive); code != ExitOK {
+		t.Errorf("without --hotkey: exit %d", code)
+	}
+	if _, _, code := runCrashkey(t, "preflight", hive, "--hotkey", "rctrl+scroll"); code != ExitNo {
+		t.Errorf("asking for RCtrl+ScrollLock on a guest armed for RCtrl+Space: exit %d, want 1", code)
+	}
+}

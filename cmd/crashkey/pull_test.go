@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const pullFixtures = "../../disk/testdata/"
+
+// TestPullGolden runs `crashkey pull` against the committed fixture images and compares
+// stdout and stderr with golden files (regenerate with -update).
+func TestPullGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		pre  func(t *testing.T, out string)
+	}{
+		{name: "list-gpt", args: []string{"pull", pullFixtures + "gpt.qcow2", "--list"}},
+		{name: "list-mbr-json", args: []string{"pull", pullFixtures + "mbr.qcow2", "--list", "--json"}},
+		{name: "list-data-volume", args: []string{"pull", pullFixtures + "gpt.qcow2", "--list", "--partition", "2"}, code: ExitNo},
+		{name: "pull-gpt", args: []string{"pull", pullFixtures + "gpt.qcow2"}},
+		{name: "list-registry-paths", args: []string{"pull", pullFixtures + "gpt.qcow2", "--list",
+			"--dump-file", `%SystemRoot%\MEMORY.DMP`, "--dedicated-dump-file", `D:\dumps\dedicated.sys`}},
+		{name: "pull-dedicated", args: []string{"pull", pullFixtures + "gpt.qcow2", "--dedicated-dump-file", `D:\dumps\dedicated.sys`}},
+		{name: "pull-pagefile", args: []string{"pull", pullFixtures + "mbr.qcow2"}},
+		{name: "pull-overlay-json", args: []string{"pull", pullFixtures + "overlay.qcow2", "--json"}},
+		{name: "pull-minidumps-json", args: []string{"pull", pullFixtures + "gpt.qcow2", "--minidumps", "--json"}},
+		{name: "pull-path", args: []string{"pull", pullFixtures + "gpt.qcow2", "--path", `C:\Windows\System32\config\SYSTEM`}},
+		{name: "pull-exists", args: []string{"pull", pullFixtures + "gpt.qcow2"}, code: ExitUsage,
+			pre: func(t *testing.T, out string) { os.WriteFile(filepath.Join(out, "MEMORY.DMP"), nil, 0o644) }},
+		{name: "pull-missing-path", args: []string{"pull", pullFixtures + "gpt.qcow2", "--path", `Windows\nothing.dmp`}, code: ExitUsage},
+		{name: "pull-no-dump", args: []string{"pull", pullFixtures + "gpt.qcow2", "--partition", "2"}, code: ExitNo},
+		{name: "pull-bad-partition", args: []string{"pull", pullFixtures + "gpt.qcow2", "--partition", "7"}, code: ExitUsage},
+		{name: "pull-no-image", args: []string{"pull", pullFixtures + "nothing.qcow2"}, code: ExitUsage},
+		{name: "pull-two-modes", args: []string{"pull", pullFixtures + "gpt.qcow2", "--list", "--minidumps"}, code: ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			if tt.pre != nil {
+				tt.pre(t, out)
+			}
+			stdout, stderr, code := runCrashkey(t, append(tt.args, "--out", out)...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr)
+			}
+			clean := func(s string) string { return strings.ReplaceAll(s, out, "$OUT") }
+			pullGolden(t, tt.name+".stdout", clean(stdout))
+			pullGolden(t, tt.name+".stderr", clean(stderr))
+			if strings.Count(stderr, "\n") > 1 {
+				t.Errorf("stderr is more than one line:\n%s", stderr)
+			}
+			if tt.code != ExitOK && tt.pre == nil {
+				if ents, _ := os.ReadDir(out); len(ents) != 0 {
+					t.Errorf("a failed pull left %d files in --out", len(ents))
+				}
+			}
+		})
+	}
+}
+
+// pullGolden compares got with testdata/pull/NAME, or rewrites it with -update.
+func pullGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "pull", name)
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run: go test ./cmd/crashkey -run 'TestPullGolden' -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+// TestPullJSONContract checks the fields other tools rely on.
+func TestPullJSONContract(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := runCrashkey(t, "pull", pullFixtures+"mbr.qcow2", "--out", out, "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"source", "output", "size", "sha256", "from_pagefile", "note"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, stdout)
+		}
+	}
+	if r["source"] != "PAGEFILE.SYS" || r["output"] != filepath.Join(out, "MEMORY.DMP") || r["from_pagefile"] != true {
+		t.Errorf("JSON %s", stdout)
+	}
+}
+
+func TestPullUnsupportedFormat(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "win.vhdx")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "vhdx", img, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img (run scripts/deps.sh): %v\n%s", err, out)
+	}
+	stdout, stderr, code := runCrashkey(t, "pull", img, "--out", dir)
+	want := "qemu-img convert -f vhdx -O qcow2 " + img + " " + filepath.Join(dir, "win.qcow2")
+	if code != ExitUsage || stdout != "" || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", code, stdout, stderr, want)
+	}
+}

@@ -1,0 +1,650 @@
+package disk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+
+	parser "www.velocidex.com/golang/go-ntfs/parser"
+)
+
+// Errors that callers may test for with errors.Is.
+var (
+	// ErrNotFound: no such file or directory (it also matches fs.ErrNotExist).
+	ErrNotFound error = notFound{}
+	// ErrCorruptFS: the NTFS structures are damaged (or go-ntfs panicked on them).
+	ErrCorruptFS = errors.New("corrupt NTFS file system")
+	// ErrNoExtents: the file's bytes do not lie on the disk as they read (resident in the
+	// MFT record or NTFS-compressed), so Extents cannot describe them.
+	ErrNoExtents = errors.New("file has no plain on-disk extents")
+	// ErrBadPath: the path cannot name a file inside a volume.
+	ErrBadPath = errors.New("bad path")
+)
+
+const (
+	recordRoot      = 5      // MFT record of the root directory
+	recordVolume    = 3      // MFT record of $Volume
+	attrVolumeName  = 0x60   // $VOLUME_NAME
+	indexBlockSize  = 0x1000 // go-ntfs decodes index allocations in 4 KiB blocks
+	maxDirEntries   = 1 << 20
+	maxPathDepth    = 64
+	pagedPageSize   = 4096
+	pagedCachePages = 1024 // 4 MiB of metadata cache per volume
+)
+
+// FS is a read-only NTFS volume. It is safe for concurrent use.
+type FS struct {
+	im          *Image
+	vol         Volume
+	ctx         *parser.NTFSContext
+	clusterSize int64
+	mu          sync.Mutex
+}
+
+// FileInfo describes a file or directory of an [FS].
+type FileInfo struct {
+	Name    string    `json:"name"`     // the name as stored (the long/POSIX name)
+	Path    string    `json:"path"`     // the path inside the volume, with '\' separators
+	IsDir   bool      `json:"is_dir"`   // a directory
+	Size    int64     `json:"size"`     // bytes of the unnamed $DATA stream; 0 for directories
+	ModTime time.Time `json:"mod_time"` // last write time ($STANDARD_INFORMATION), UTC
+	Record  int64     `json:"record"`   // MFT record number
+}
+
+// DirEntry is one entry of a directory listing.
+type DirEntry = FileInfo
+
+// guard runs fn and turns a panic inside go-ntfs into an error naming the image and path.
+func (f *FS) guard(op, path string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ntfs: %s %s on volume %d of %s: %w (go-ntfs panicked: %v)", op, displayPath(path), f.vol.Index, f.im.path, ErrCorruptFS, r)
+			if debugPanics {
+				err = fmt.Errorf("%w\n%s", err, debug.Stack())
+			}
+		}
+	}()
+	return fn()
+}
+
+var debugPanics = false
+
+func openNTFS(im *Image, v Volume) (*FS, error) {
+	f := &FS{im: im, vol: v}
+	err := f.guard("open volume", `\`, func() error {
+		paged, err := parser.NewPagedReader(io.NewSectionReader(im, v.Start, v.Size), pagedPageSize, pagedCachePages)
+		if err != nil {
+			return err
+		}
+		ctx, err := parser.GetNTFSContext(paged, 0)
+		if err != nil {
+			return fmt.Errorf("ntfs: volume %d of %s: %w: %v", v.Index, im.path, ErrCorruptFS, err)
+		}
+		f.ctx = ctx
+		f.clusterSize = ctx.ClusterSize
+		if f.clusterSize <= 0 || f.clusterSize > 2<<20 || f.clusterSize&(f.clusterSize-1) != 0 {
+			return fmt.Errorf("ntfs: volume %d of %s: %w: cluster size %d", v.Index, im.path, ErrCorruptFS, f.clusterSize)
+		}
+		if _, err := ctx.GetMFT(recordRoot); err != nil {
+			return fmt.Errorf("ntfs: volume %d of %s: %w: root directory: %v", v.Index, im.path, ErrCorruptFS, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FS) close() {
+	if f.ctx != nil {
+		f.ctx.Close()
+	}
+}
+
+// Volume describes the partition this file system lives on.
+func (f *FS) Volume() Volume { return f.vol }
+
+// ClusterSize is the volume's cluster size in bytes.
+func (f *FS) ClusterSize() int64 { return f.clusterSize }
+
+func (f *FS) label() string {
+	var label string
+	_ = f.guard("read label", "$Volume", func() error {
+		mft, err := f.record(recordVolume)
+		if err != nil {
+			return err
+		}
+		for _, a := range mft.EnumerateAttributes(f.ctx) {
+			if a.Type().Value != attrVolumeName || !a.IsResident() {
+				continue
+			}
+			n := int(a.Content_size())
+			if n > 256 {
+				n = 256
+			}
+			buf := make([]byte, n)
+			m, _ := a.Reader.ReadAt(buf, a.Offset+int64(a.Content_offset()))
+			u := make([]uint16, 0, m/2)
+			for i := 0; i+1 < m; i += 2 {
+				u = append(u, binary.LittleEndian.Uint16(buf[i:]))
+			}
+			label = string(utf16.Decode(u))
+		}
+		return nil
+	})
+	return label
+}
+
+// CleanPath turns a Windows path into a path inside a volume: `\` or `/` separators,
+// a leading `\??\`, `\\?\`, drive letter, `%SystemRoot%`, `%windir%` or `\SystemRoot` is
+// accepted (the last three mean `Windows`). It returns the components joined with `\`,
+// or "" for the root. Alternate data streams ("name:stream") and ".." are refused.
+func CleanPath(p string) (string, error) {
+	orig := p
+	p = strings.ReplaceAll(strings.TrimSpace(p), "/", `\`)
+	for _, pre := range []string{`\??\`, `\\?\`, `\\.\`} {
+		if strings.HasPrefix(p, pre) {
+			p = p[len(pre):]
+		}
+	}
+	if len(p) >= 2 && p[1] == ':' && (p[0]|0x20) >= 'a' && (p[0]|0x20) <= 'z' {
+		p = p[2:]
+	}
+	lower := strings.ToLower(p)
+	for _, pre := range []string{`%systemroot%`, `%windir%`, `\systemroot`} {
+		if strings.HasPrefix(lower, pre) && (len(p) == len(pre) || p[len(pre)] == '\\') {
+			p = `Windows` + p[len(pre):]
+			break
+		}
+	}
+	var parts []string
+	for _, c := range strings.Split(p, `\`) {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("%w: %q: '..' is not allowed", ErrBadPath, orig)
+		}
+		if strings.ContainsAny(c, ":*?\"<>|%\x00") {
+			return "", fmt.Errorf("%w: %q: %q is not a plain file name (drive letters go only at the start; alternate data streams, wildcards and unexpanded variables are not supported)", ErrBadPath, orig, c)
+		}
+		parts = append(parts, c)
+	}
+	if len(parts) > maxPathDepth {
+		return "", fmt.Errorf("%w: %q is nested more than %d deep", ErrBadPath, orig, maxPathDepth)
+	}
+	return strings.Join(parts, `\`), nil
+}
+
+type dirent struct {
+	name   string
+	record int64
+	seq    uint16 // sequence number the index entry expects the record to have
+	dos    bool   // a DOS 8.3-only name
+}
+
+// entries lists the $I30 index of a directory record, bounded in work and memory.
+func (f *FS) entries(mft *parser.MFT_ENTRY) ([]dirent, error) {
+	var out []dirent
+	seen := map[string]bool{}
+	add := func(recs []*parser.INDEX_RECORD_ENTRY) error {
+		for _, r := range recs {
+			fn := r.File()
+			name := fn.Name()
+			ref := int64(r.MftReference() & 0xFFFFFFFFFFFF)
+			if name == "" || ref < 0 {
+				continue
+			}
+			key := fmt.Sprintf("%d/%s", ref, name)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			out = append(out, dirent{name: name, record: ref, seq: r.Seq_num(), dos: fn.NameType().Name == "DOS"})
+			if len(out) > maxDirEntries {
+				return fmt.Errorf("%w: directory has more than %d entries", ErrCorruptFS, maxDirEntries)
+			}
+		}
+		return nil
+	}
+	isDir := false
+	for _, a := range mft.EnumerateAttributes(f.ctx) {
+		switch a.Type().Value {
+		case parser.ATTR_TYPE_INDEX_ROOT:
+			isDir = true
+			if a.Name() != "$I30" {
+				continue
+			}
+			root := f.ctx.Profile.INDEX_ROOT(a.Data(f.ctx), 0)
+			if err := add(root.Node().GetRecords(f.ctx)); err != nil {
+				return nil, err
+			}
+		case parser.ATTR_TYPE_INDEX_ALLOCATION:
+			isDir = true
+			if a.Name() != "$I30" {
+				continue
+			}
+			size := a.DataSize()
+			if size < 0 || size > f.vol.Size {
+				return nil, fmt.Errorf("%w: directory index of %d bytes is larger than the volume", ErrCorruptFS, size)
+			}
+			r := a.Data(f.ctx)
+			for off := int64(0); off < size; off += indexBlockSize {
+				h, err := parser.DecodeSTANDARD_INDEX_HEADER(f.ctx, r, off, indexBlockSize)
+				if err != nil {
+					continue
+				}
+				if err := add(h.Node().GetRecords(f.ctx)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if !isDir {
+		return nil, errNotDir
+	}
+	return out, nil
+}
+
+var errNotDir = errors.New("not a directory")
+
+type notFound struct{}
+
+func (notFound) Error() string        { return "no such file or directory" }
+func (notFound) Is(target error) bool { return target == fs.ErrNotExist }
+
+// lookup walks a cleaned path from the root and returns the MFT record of its last part.
+// It also returns the stored name of that part and the path spelled as stored.
+func (f *FS) lookup(clean string) (int64, *parser.MFT_ENTRY, string, string, error) {
+	rec := int64(recordRoot)
+	mft, err := f.record(rec)
+	if err != nil {
+		return 0, nil, "", "", fmt.Errorf("%w: root directory: %v", ErrCorruptFS, err)
+	}
+	name := `\`
+	if clean == "" {
+		return rec, mft, "", "", nil
+	}
+	var canon []string
+	for _, comp := range strings.Split(clean, `\`) {
+		ents, err := f.entries(mft)
+		if errors.Is(err, errNotDir) {
+			return 0, nil, "", "", fmt.Errorf("%w (%s is not a directory)", ErrNotFound, name)
+		}
+		if err != nil {
+			return 0, nil, "", "", err
+		}
+		// Prefer long names to DOS aliases; skip stale entries (deleted or reused records).
+		sort.SliceStable(ents, func(i, j int) bool { return !ents[i].dos && ents[j].dos })
+		var lastErr error
+		found := false
+		for _, e := range ents {
+			if !strings.EqualFold(e.name, comp) {
+				continue
+			}
+			m, err := f.entryRecord(e)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			rec, name, mft, found = e.record, e.name, m, true
+			break
+		}
+		if !found {
+			if lastErr != nil {
+				return 0, nil, "", "", fmt.Errorf("%w (a stale index entry: %v)", ErrNotFound, lastErr)
+			}
+			return 0, nil, "", "", ErrNotFound
+		}
+		canon = append(canon, name)
+	}
+	return rec, mft, name, strings.Join(canon, `\`), nil
+}
+
+// entryRecord reads the record an index entry points to and checks that it is the record
+// the entry was written for (same sequence number), not a deleted or reused one.
+func (f *FS) entryRecord(e dirent) (*parser.MFT_ENTRY, error) {
+	m, err := f.record(e.record)
+	if err != nil {
+		return nil, err
+	}
+	if seq := m.Sequence_value(); e.seq != 0 && seq != e.seq {
+		return nil, fmt.Errorf("MFT record %d has sequence number %d, the index entry for %q expects %d", e.record, seq, e.name, e.seq)
+	}
+	return m, nil
+}
+
+// record reads MFT record id and checks that it is a FILE record in use. (go-ntfs itself
+// does not check the signature, so a damaged record would be parsed as garbage.)
+func (f *FS) record(id int64) (*parser.MFT_ENTRY, error) {
+	m, err := f.ctx.GetMFT(id)
+	if err != nil {
+		return nil, err
+	}
+	if !m.Magic().IsValid() {
+		return nil, fmt.Errorf("MFT record %d has no FILE signature", id)
+	}
+	var flags [2]byte
+	if _, err := m.Reader.ReadAt(flags[:], m.Offset+0x16); err != nil {
+		return nil, fmt.Errorf("MFT record %d: %v", id, err)
+	}
+	if flags[0]&1 == 0 {
+		return nil, fmt.Errorf("MFT record %d is not in use (a deleted file?)", id)
+	}
+	return m, nil
+}
+
+// stat builds FileInfo for an MFT record.
+func (f *FS) stat(rec int64, mft *parser.MFT_ENTRY, name, clean string) (FileInfo, parser.RangeReaderAt, error) {
+	fi := FileInfo{Name: name, Path: clean, Record: rec}
+	if si, err := mft.StandardInformation(f.ctx); err == nil {
+		fi.ModTime = si.File_altered_time().Time.UTC()
+	}
+	for _, a := range mft.EnumerateAttributes(f.ctx) {
+		if v := a.Type().Value; v == parser.ATTR_TYPE_INDEX_ROOT || v == parser.ATTR_TYPE_INDEX_ALLOCATION {
+			fi.IsDir = true
+		}
+	}
+	if fi.IsDir {
+		return fi, nil, nil
+	}
+	data, err := parser.OpenStream(f.ctx, mft, parser.ATTR_TYPE_DATA, parser.WILDCARD_STREAM_ID, "")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fi, nil, nil // no $DATA: an empty file
+		}
+		return fi, nil, fmt.Errorf("%w: $DATA of record %d: %v", ErrCorruptFS, rec, err)
+	}
+	fi.Size = parser.RangeSize(data)
+	if fi.Size < 0 || fi.Size > maxFileSize {
+		return fi, nil, fmt.Errorf("%w: record %d claims a size of %d bytes", ErrCorruptFS, rec, fi.Size)
+	}
+	if fi.Size > f.vol.Size {
+		// Only a sparse or compressed file can be larger than its volume.
+		if vcns := parser.GetAllVCNs(f.ctx, mft, parser.ATTR_TYPE_DATA, parser.WILDCARD_STREAM_ID, ""); len(vcns) == 0 ||
+			!parser.IsCompressedOrSparse(vcns[0].Flags()) {
+			return fi, nil, fmt.Errorf("%w: record %d claims %d bytes, more than its %d-byte volume holds", ErrCorruptFS, rec, fi.Size, f.vol.Size)
+		}
+	}
+	return fi, data, nil
+}
+
+// maxFileSize bounds the size a (possibly sparse) file may claim: 16 TiB, the NTFS limit
+// at 4 KiB clusters.
+const maxFileSize = 16 << 40
+
+func (f *FS) pathErr(op, p string, err error) error {
+	return fmt.Errorf("%s %s on volume %d of %s: %w", op, displayPath(p), f.vol.Index, f.im.path, err)
+}
+
+func displayPath(clean string) string { return `\` + clean }
+
+// Stat describes the file or directory at path.
+func (f *FS) Stat(path string) (FileInfo, error) {
+	clean, err := CleanPath(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	var fi FileInfo
+	err = f.guard("stat", clean, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		rec, mft, name, canon, err := f.lookup(clean)
+		if err != nil {
+			return err
+		}
+		fi, _, err = f.stat(rec, mft, name, canon)
+		return err
+	})
+	if err != nil {
+		return FileInfo{}, f.pathErr("stat", clean, err)
+	}
+	return fi, nil
+}
+
+// ReadDir lists a directory, sorted by name (case-insensitively). DOS 8.3 aliases of
+// entries that also have a long name are left out; "." and the NTFS metafiles ($MFT, …)
+// of the root are kept.
+func (f *FS) ReadDir(path string) ([]DirEntry, error) {
+	clean, err := CleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []DirEntry
+	err = f.guard("list", clean, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, mft, _, canon, err := f.lookup(clean)
+		if err != nil {
+			return err
+		}
+		ents, err := f.entries(mft)
+		if errors.Is(err, errNotDir) {
+			return fmt.Errorf("%w: not a directory", ErrBadPath)
+		}
+		if err != nil {
+			return err
+		}
+		byRec := map[int64]dirent{}
+		var order []int64
+		for _, e := range ents {
+			old, ok := byRec[e.record]
+			if !ok {
+				order = append(order, e.record)
+			}
+			if !ok || (old.dos && !e.dos) {
+				byRec[e.record] = e
+			}
+		}
+		for _, rec := range order {
+			e := byRec[rec]
+			if e.name == "." {
+				continue
+			}
+			m, err := f.entryRecord(e)
+			if err != nil {
+				continue // a stale or dangling index entry
+			}
+			child := e.name
+			if canon != "" {
+				child = canon + `\` + e.name
+			}
+			fi, _, err := f.stat(rec, m, e.name, child)
+			if err != nil {
+				return err
+			}
+			out = append(out, fi)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, f.pathErr("list", clean, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out, nil
+}
+
+// Open opens the unnamed data stream of the file at path (case-insensitive, `\` or `/`,
+// no drive letter; see [CleanPath]).
+func (f *FS) Open(path string) (*File, error) {
+	clean, err := CleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	file := &File{fs: f}
+	err = f.guard("open", clean, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		rec, mft, name, canon, err := f.lookup(clean)
+		if err != nil {
+			return err
+		}
+		fi, data, err := f.stat(rec, mft, name, canon)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir {
+			return fmt.Errorf("%w: is a directory", ErrBadPath)
+		}
+		file.info, file.data, file.mft = fi, data, mft
+		return nil
+	})
+	if err != nil {
+		return nil, f.pathErr("open", clean, err)
+	}
+	return file, nil
+}
+
+// File is an open file of an [FS]: an [io.ReaderAt] over its data.
+type File struct {
+	fs   *FS
+	info FileInfo
+	data parser.RangeReaderAt // nil for an empty file
+	mft  *parser.MFT_ENTRY
+}
+
+// Size is the file's length in bytes.
+func (fl *File) Size() int64 { return fl.info.Size }
+
+// ModTime is the file's last write time (UTC).
+func (fl *File) ModTime() time.Time { return fl.info.ModTime }
+
+// Name is the file's name as stored on the volume.
+func (fl *File) Name() string { return fl.info.Name }
+
+// Path is the file's path inside the volume, with `\` separators and no leading `\`.
+func (fl *File) Path() string { return fl.info.Path }
+
+// Info describes the file.
+func (fl *File) Info() FileInfo { return fl.info }
+
+// FS is the volume the file belongs to.
+func (fl *File) FS() *FS { return fl.fs }
+
+// ReadAt reads from the file's data. It follows io.ReaderAt: a read that reaches the end
+// of the file returns io.EOF.
+func (fl *File) ReadAt(p []byte, off int64) (n int, err error) {
+	if off < 0 {
+		return 0, fmt.Errorf("ntfs: read %s: negative offset", displayPath(fl.info.Path))
+	}
+	if off >= fl.info.Size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if rem := fl.info.Size - off; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	err = fl.fs.guard("read", fl.info.Path, func() error {
+		for n < len(p) {
+			m, rerr := fl.data.ReadAt(p[n:], off+int64(n))
+			n += m
+			if rerr != nil && !errors.Is(rerr, io.EOF) {
+				return rerr
+			}
+			if m == 0 {
+				return fmt.Errorf("%w: data ends at byte %d of %d", ErrCorruptFS, off+int64(n), fl.info.Size)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fl.fs.pathErr("read", fl.info.Path, err)
+	}
+	if n < want {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Extent says where a part of a file lies on the virtual disk.
+type Extent struct {
+	FileOffset int64 `json:"file_offset"` // byte offset in the file
+	DiskOffset int64 `json:"disk_offset"` // byte offset on the virtual disk (as the guest sees it); 0 when Sparse
+	Length     int64 `json:"length"`      // bytes
+	Sparse     bool  `json:"sparse"`      // a hole: no clusters on disk, reads as zeros
+}
+
+// Extents lists where the file's bytes lie on the virtual disk, in file order, covering
+// exactly [0, Size()). Allocated-but-uninitialised tails are included with their clusters.
+// Resident and NTFS-compressed files have no such layout: their error wraps ErrNoExtents.
+func (fl *File) Extents() ([]Extent, error) {
+	var out []Extent
+	err := fl.fs.guard("map", fl.info.Path, func() error {
+		fl.fs.mu.Lock()
+		defer fl.fs.mu.Unlock()
+		var err error
+		out, err = fl.extents()
+		return err
+	})
+	if err != nil {
+		return nil, fl.fs.pathErr("map", fl.info.Path, err)
+	}
+	return out, nil
+}
+
+func (fl *File) extents() ([]Extent, error) {
+	if fl.info.Size == 0 {
+		return nil, nil
+	}
+	ctx := fl.fs.ctx
+	vcns := parser.GetAllVCNs(ctx, fl.mft, parser.ATTR_TYPE_DATA, parser.WILDCARD_STREAM_ID, "")
+	if len(vcns) == 0 {
+		return nil, fmt.Errorf("%w: no $DATA attribute", ErrCorruptFS)
+	}
+	if vcns[0].IsResident() {
+		return nil, fmt.Errorf("%w: the data is resident in MFT record %d", ErrNoExtents, fl.info.Record)
+	}
+	flags := vcns[0].Flags()
+	if parser.IsCompressed(flags) {
+		return nil, fmt.Errorf("%w: the file is NTFS-compressed", ErrNoExtents)
+	}
+	sparse := parser.IsSparse(flags)
+	sort.Slice(vcns, func(i, j int) bool { return vcns[i].Runlist_vcn_start() < vcns[j].Runlist_vcn_start() })
+	cs := fl.fs.clusterSize
+	var out []Extent
+	var fileOff int64
+	volClusters := fl.fs.vol.Size / cs
+	for _, a := range vcns {
+		for _, r := range a.RunList() {
+			if fileOff >= fl.info.Size {
+				break
+			}
+			if r.Length <= 0 || r.Length > volClusters+maxFileSize/cs {
+				return nil, fmt.Errorf("%w: run of %d clusters", ErrCorruptFS, r.Length)
+			}
+			n := r.Length * cs
+			if rem := fl.info.Size - fileOff; n > rem {
+				n = rem
+			}
+			e := Extent{FileOffset: fileOff, Length: n}
+			if sparse && r.RelativeUrnOffset == 0 {
+				e.Sparse = true
+			} else {
+				if r.Offset < 0 || r.Offset+r.Length > volClusters {
+					return nil, fmt.Errorf("%w: run at cluster %d (+%d) lies outside the %d-cluster volume", ErrCorruptFS, r.Offset, r.Length, volClusters)
+				}
+				e.DiskOffset = fl.fs.vol.Start + r.Offset*cs
+			}
+			if k := len(out) - 1; k >= 0 && out[k].Sparse == e.Sparse &&
+				(e.Sparse || out[k].DiskOffset+out[k].Length == e.DiskOffset) {
+				out[k].Length += e.Length
+			} else {
+				out = append(out, e)
+			}
+			fileOff += n
+		}
+	}
+	if fileOff < fl.info.Size {
+		return nil, fmt.Errorf("%w: the run list covers %d of %d bytes", ErrCorruptFS, fileOff, fl.info.Size)
+	}
+	return out, nil
+}

@@ -1,0 +1,284 @@
+// Package pull finds crash dumps inside a Windows guest's disk image and copies one out.
+//
+// Candidates are Windows\MEMORY.DMP (the dump after the guest rebooted), a dump header at
+// offset 0 of pagefile.sys (the guest stopped before it rebooted, or a DedicatedDumpFile),
+// Windows\Minidump\*.dmp, and whatever the guest's registry names (DumpFile, MinidumpDir,
+// DedicatedDumpFile; the caller reads the registry and passes them in [Sources]).
+//
+//	img, _ := disk.Open("win.qcow2", disk.Options{})
+//	res, err := pull.Pull(ctx, img, pull.Options{OutDir: "."})
+//	fmt.Println(res.Output, res.SHA256)
+//
+// Pull never writes to the image. It streams with constant memory, writes a temporary file
+// next to the output and renames it into place, and leaves nothing behind on failure.
+package pull
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/dump"
+)
+
+// Errors that callers may test for with errors.Is.
+var (
+	// ErrNoDump: no valid dump was found among the candidates.
+	ErrNoDump = errors.New("no dump found")
+	// ErrExists: the output file exists and Options.Force was not set.
+	ErrExists = errors.New("output file exists")
+)
+
+// Candidate kinds.
+const (
+	KindMemoryDump = "memory.dmp" // Windows\MEMORY.DMP or the registry's DumpFile
+	KindPagefile   = "pagefile"   // pagefile.sys: a dump at offset 0, if any
+	KindDedicated  = "dedicated"  // the registry's DedicatedDumpFile: a dump at offset 0, if any
+	KindMinidump   = "minidump"   // a file of Windows\Minidump or MinidumpDir
+	KindFile       = "file"       // any file, named with Options.Path
+)
+
+// Default locations (inside the Windows volume).
+const (
+	DefaultDumpFile    = `Windows\MEMORY.DMP`
+	DefaultMinidumpDir = `Windows\Minidump`
+	DefaultPagefile    = `pagefile.sys`
+)
+
+// Sources are extra places to look, as the guest's registry gives them
+// (HKLM\SYSTEM\…\Control\CrashControl). Windows paths are accepted as they are stored:
+// `%SystemRoot%\MEMORY.DMP`, `C:\dumps\dedicated.sys`. The drive letter is dropped: every
+// path is looked up on the Windows volume.
+type Sources struct {
+	DumpFile          string // CrashControl\DumpFile
+	MinidumpDir       string // CrashControl\MinidumpDir
+	DedicatedDumpFile string // CrashControl\DedicatedDumpFile
+}
+
+// Candidate is a file that holds, or might hold, a dump.
+type Candidate struct {
+	Source   string    `json:"source"`    // path inside the volume, as stored, e.g. `Windows\MEMORY.DMP`
+	Volume   int       `json:"volume"`    // index of the volume (disk.Volume.Index)
+	Kind     string    `json:"kind"`      // KindMemoryDump, KindPagefile, KindDedicated, KindMinidump or KindFile
+	Size     int64     `json:"size"`      // size of the file
+	ModTime  time.Time `json:"mod_time"`  // the file's last write time (UTC)
+	Valid    bool      `json:"valid"`     // a dump header was found and the file holds the whole dump
+	DumpSize int64     `json:"dump_size"` // length of the dump by its header (0 when not a dump)
+	// FromPagefile: the dump sits at offset 0 of a pagefile or dedicated dump file and is
+	// DumpSize bytes long: Windows had not rebooted yet when the image was taken.
+	FromPagefile bool      `json:"from_pagefile"`
+	BugCheck     uint32    `json:"bugcheck,omitempty"`
+	BugCheckName string    `json:"bugcheck_name,omitempty"`
+	DumpType     string    `json:"dump_type,omitempty"`
+	SystemTime   time.Time `json:"system_time,omitzero"` // the crash time from the header (UTC)
+	Summary      string    `json:"summary"`              // one line: bug check, dump type, time; or what is wrong
+	Problem      string    `json:"problem,omitempty"`    // why it is not valid
+
+	hdrTime bool
+}
+
+// when orders candidates: the crash time when the header has one, else the file's time.
+func (c Candidate) when() time.Time {
+	if c.hdrTime {
+		return c.SystemTime
+	}
+	return c.ModTime
+}
+
+type lookupPath struct {
+	path string
+	kind string
+}
+
+// List examines every candidate location on the Windows volume of img and returns the files
+// that exist, valid or not, sorted by kind (memory dumps, pagefile and dedicated dump file,
+// minidumps), valid before invalid, then newest first.
+func List(img *disk.Image, src Sources) ([]Candidate, error) {
+	fs, err := img.WindowsVolume()
+	if err != nil {
+		return nil, err
+	}
+	return list(fs, src, true, true)
+}
+
+func cleanOr(p, def string) (string, error) {
+	if strings.TrimSpace(p) == "" {
+		return def, nil
+	}
+	c, err := disk.CleanPath(p)
+	if err != nil {
+		return "", fmt.Errorf("pull: registry path: %w", err)
+	}
+	return c, nil
+}
+
+func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
+	var paths []lookupPath
+	if full {
+		df, err := cleanOr(src.DumpFile, DefaultDumpFile)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, lookupPath{DefaultDumpFile, KindMemoryDump}, lookupPath{df, KindMemoryDump},
+			lookupPath{DefaultPagefile, KindPagefile})
+		if src.DedicatedDumpFile != "" {
+			dd, err := cleanOr(src.DedicatedDumpFile, "")
+			if err != nil {
+				return nil, err
+			}
+			paths = append(paths, lookupPath{dd, KindDedicated})
+		}
+	}
+	var out []Candidate
+	seen := map[int64]bool{}
+	add := func(c Candidate, rec int64) {
+		if seen[rec] {
+			return
+		}
+		seen[rec] = true
+		out = append(out, c)
+	}
+	looked := map[string]bool{}
+	for _, p := range paths {
+		if looked[strings.ToLower(p.path)] {
+			continue
+		}
+		looked[strings.ToLower(p.path)] = true
+		c, rec, err := examine(fs, p.path, p.kind)
+		if errors.Is(err, disk.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		add(c, rec)
+	}
+	if mini {
+		md, err := cleanOr(src.MinidumpDir, DefaultMinidumpDir)
+		if err != nil {
+			return nil, err
+		}
+		dirs := []string{DefaultMinidumpDir}
+		if !strings.EqualFold(md, DefaultMinidumpDir) {
+			dirs = append(dirs, md)
+		}
+		for _, d := range dirs {
+			ents, err := fs.ReadDir(d)
+			if errors.Is(err, disk.ErrNotFound) || errors.Is(err, disk.ErrBadPath) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range ents {
+				if e.IsDir || !strings.EqualFold(pathExt(e.Name), ".dmp") {
+					continue
+				}
+				c, rec, err := examine(fs, e.Path, KindMinidump)
+				if err != nil {
+					return nil, err
+				}
+				add(c, rec)
+			}
+		}
+	}
+	rank := map[string]int{KindMemoryDump: 0, KindPagefile: 1, KindDedicated: 1, KindMinidump: 2, KindFile: 3}
+	sort.SliceStable(out, func(i, j int) bool {
+		if rank[out[i].Kind] != rank[out[j].Kind] {
+			return rank[out[i].Kind] < rank[out[j].Kind]
+		}
+		if out[i].Valid != out[j].Valid {
+			return out[i].Valid
+		}
+		return out[i].when().After(out[j].when())
+	})
+	return out, nil
+}
+
+func pathExt(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[i:]
+	}
+	return ""
+}
+
+// examine opens one file and decodes its dump header, if any.
+func examine(fs *disk.FS, path, kind string) (Candidate, int64, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return Candidate{}, 0, err
+	}
+	info := f.Info()
+	c := Candidate{Source: info.Path, Volume: fs.Volume().Index, Kind: kind, Size: info.Size, ModTime: info.ModTime}
+	describe(&c, f)
+	return c, info.Record, nil
+}
+
+// describe fills in what the file's dump header says.
+func describe(c *Candidate, r io.ReaderAt) {
+	d, err := dump.Open(r, c.Size)
+	if err != nil {
+		switch {
+		case errors.Is(err, dump.ErrNotDump) && (c.Kind == KindPagefile || c.Kind == KindDedicated):
+			c.Problem = "no dump header at offset 0 (no dump was written, or Windows already moved it to MEMORY.DMP at the next boot)"
+		case errors.Is(err, dump.ErrNotDump):
+			c.Problem = "not a kernel dump: " + shortErr(err)
+		default:
+			c.Problem = shortErr(err)
+		}
+		c.Summary = c.Problem
+		return
+	}
+	h := d.Header()
+	c.DumpSize = d.DumpSize()
+	if h.BugCheckCode.Set {
+		c.BugCheck = h.BugCheckCode.Value
+		c.BugCheckName = dump.BugCheckName(c.BugCheck)
+	}
+	c.DumpType = h.DumpType.String()
+	if t, ok := h.Time(); ok {
+		c.SystemTime, c.hdrTime = t, true
+	}
+	c.FromPagefile = c.Kind == KindPagefile || c.Kind == KindDedicated
+	switch {
+	case c.Kind == KindMinidump && h.DumpType != dump.TypeTriage:
+		c.Problem = fmt.Sprintf("a %s dump in the minidump folder", h.DumpType)
+		c.Valid = true
+	case c.Kind != KindMinidump && c.Kind != KindFile && h.DumpType == dump.TypeTriage:
+		c.Problem = "a triage (mini) dump where a full or kernel dump was expected"
+	case c.Size < c.DumpSize:
+		c.Problem = fmt.Sprintf("truncated: the file has %d of the %d bytes the header gives (still being written or copied?)", c.Size, c.DumpSize)
+	default:
+		c.Valid = true
+	}
+	var parts []string
+	if h.BugCheckCode.Set {
+		parts = append(parts, dump.FormatBugCheck(c.BugCheck))
+	} else {
+		parts = append(parts, "bug check not set")
+	}
+	if strings.Contains(c.DumpType, "dump") {
+		parts = append(parts, c.DumpType)
+	} else {
+		parts = append(parts, c.DumpType+" dump")
+	}
+	if c.hdrTime {
+		parts = append(parts, c.SystemTime.Format("2006-01-02 15:04:05 UTC"))
+	}
+	if c.FromPagefile {
+		parts = append(parts, fmt.Sprintf("first %d bytes", c.DumpSize))
+	}
+	c.Summary = strings.Join(parts, ", ")
+	if c.Problem != "" {
+		c.Summary += "; " + c.Problem
+		if !c.Valid {
+			c.Summary = "invalid: " + c.Summary
+		}
+	}
+}
+
+func shortErr(err error) string { return strings.TrimPrefix(err.Error(), "dump: ") }

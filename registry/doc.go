@@ -1,0 +1,30 @@
+// Package registry arms a Windows guest for a keyboard crash dump and checks, offline, whether
+// a guest is armed.
+//
+// Arming (Arm) produces the registry changes as a Plan, rendered as a .reg file
+// (Plan.Reg), a PowerShell script (Plan.PowerShell) or JSON (Plan.JSON): the crash hotkey per
+// keyboard driver (Parameters\CrashOnCtrlScroll=1 for Right Ctrl + Scroll Lock, or
+// crashdump\Dump1Keys and Dump2Key with CrashOnCtrlScroll removed for any other hotkey), the
+// CrashControl values of the dump type, and the reminder that Windows must restart. crashkey
+// never writes to a guest's disk image; ArmOptions.ControlSet writes ControlSet00N paths for
+// merging into an offline hive copy.
+//
+// Checking reads the SYSTEM hive: ReadHive (from any io.ReaderAt) or ReadHiveFile returns the
+// Settings (CurrentControlSet resolved through Select\Current; a dirty hive flagged), Check
+// judges them, and Preflight does both for a guest's disk image (via package disk) or a hive
+// file:
+//
+//	r, err := registry.Preflight(ctx, "win10.qcow2", registry.PreflightOptions{Hotkey: &h})
+//	if err != nil { … }
+//	if !r.OK { fmt.Println(r.Fix) }      // the crashkey arm command that fixes every error
+//	r.Hotkey.PS2.Fires, r.Hotkey.USB.Fires // would h fire on a PS/2 / USB keyboard?
+//
+// The hotkey precedence (CrashOnCtrlScroll over crashdump values, the built-in default of
+// client Windows) and the "would it fire" answers come from package hid's driver model.
+//
+// The hive is parsed with www.velocidex.com/golang/regparser's cell layouts, but every offset,
+// count and size is checked here before it is followed: a damaged or hostile hive gives an
+// error wrapping ErrCorruptHive, never a panic, and memory stays bounded (at most 16 MiB of
+// the hive is cached, a value's data is capped at 1 MiB, and the cells one read visits are
+// capped).
+package registry
