@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/run"
+)
+
+func init() { register(newRunCmd) }
+
+func newRunCmd() *cobra.Command {
+	var (
+		tf                   targetFlags
+		hk                   hotkeyFlags
+		agent, diskPath, out string
+		trigger, method      string
+		expect               string
+		partition            int
+		stopAfter, force     bool
+		overwrite, deep      bool
+		asJSON               bool
+		timeout, crashTO     time.Duration
+		poll                 time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "run (--qmp ADDR | --libvirt URI --domain NAME) [--disk IMAGE] [--trigger keys|nmi|exec:CMD] [hotkey flags]",
+		Short: "The whole job: preflight, trigger the crash, watch it, pull the dump and check it",
+		Long: `run does the whole job, as CI on Windows VMs and admins use it:
+ 1. preflight --disk IMAGE (when given) and stop early with the fix when the hotkey cannot fire on
+    the keyboard QEMU routes keys to, or when dumps are disabled;
+ 2. make sure the dump gets written: QMP panic action none (on libvirt: report what on_crash does);
+ 3. trigger: the exact key sequence (default), an NMI, or exec:CMD run by the QEMU guest agent
+    (--agent unix:PATH for QMP targets; libvirt uses the domain's agent);
+ 4. watch GUEST_PANICKED, GUEST_CRASHLOADED, RESET, SHUTDOWN, STOP and the guest agent;
+ 5. after the guest reboots, poll the disk (read-only) until a complete new dump is there and pull
+    it; with --stop-after-crash the guest's reboot pauses the VM instead and the dump is pulled from
+    pagefile.sys;
+ 6. check the dump (--expect-bugcheck, default: 0xE2 for keys, 0x80 for nmi) and report every step.
+
+Exit codes: 0 the guest crashed and its dump is valid with the expected bug check (or, without
+--disk, the crash was seen); 1 preflight: the guest is not armed for this trigger (nothing was
+sent); 2 bad input; 3 the hypervisor or the disk could not be used; 4 no crash seen before the
+timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bug check;
+130 interrupted.`,
+		Example: `  crashkey run --qmp unix:/run/win11.qmp --disk /var/lib/win11.qcow2
+  crashkey run --libvirt qemu:///system --domain win11 --disk /var/lib/libvirt/images/win11.qcow2 --trigger nmi
+  crashkey run --qmp unix:/run/win11.qmp --disk win11.qcow2 --hotkey lshift+rshift+d --stop-after-crash --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr, err := tf.address()
+			if err != nil {
+				return err
+			}
+			trig, err := run.ParseTrigger(trigger)
+			if err != nil {
+				return usageErr(fmt.Errorf("--trigger: %w", err))
+			}
+			if trig.Kind != run.TriggerKeys && hk.set(cmd) {
+				return usageErr(fmt.Errorf("hotkey flags go with --trigger keys, not %s", trig))
+			}
+			h, err := hk.hotkey(cmd)
+			if err != nil {
+				return err
+			}
+			if method != "events" && method != "chord" {
+				return usageErr(fmt.Errorf("--method %q: want events or chord", method))
+			}
+			cfg := run.Config{
+				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, Trigger: trig, Hotkey: h,
+				Chord: method == "chord", Force: force, StopAfterCrash: stopAfter, Timeout: timeout,
+				CrashTimeout: crashTO, Poll: poll, OutDir: out, Overwrite: overwrite, Deep: deep,
+			}
+			cfg.VM.Timeout = tf.rpcTimeout
+			if expect != "" {
+				code, err := dump.ParseBugCheck(expect)
+				if err != nil {
+					return usageErr(fmt.Errorf("--expect-bugcheck: %w", err))
+				}
+				cfg.ExpectBugCheck = &code
+			}
+			w := cmd.OutOrStdout()
+			if !asJSON {
+				cfg.OnStep = func(s run.Step) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, s.Detail)
+				}
+			}
+			rep, err := run.Run(cmd.Context(), cfg)
+			if errors.Is(err, run.ErrBadConfig) {
+				return usageErr(err)
+			}
+			if rep == nil {
+				return failedErr(err)
+			}
+			if asJSON {
+				if werr := writeJSON(w, rep); werr != nil {
+					return werr
+				}
+			} else if werr := rep.WriteText(w); werr != nil {
+				return werr
+			}
+			if cmd.Context().Err() != nil {
+				return cmd.Context().Err()
+			}
+			if code := rep.ExitCode(); code != 0 {
+				return quietError{code}
+			}
+			return nil
+		},
+	}
+	tf.add(cmd)
+	hk.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&agent, "agent", "", "QEMU guest agent socket for --trigger exec:CMD on a QMP target (unix:PATH)")
+	f.StringVar(&diskPath, "disk", "", "the guest's disk image (raw or qcow2): preflight it and pull the dump from it (read-only)")
+	f.IntVar(&partition, "partition", 0, "the Windows volume's partition number (default: found by itself)")
+	f.StringVar(&trigger, "trigger", "keys", "keys (the hotkey), nmi, or exec:COMMAND (run in the guest by the guest agent)")
+	f.StringVar(&method, "method", "events", "events (exact down/up events) or chord (one send-key chord, to see what a chord does)")
+	f.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check (default: 0xE2 for keys, 0x80 for nmi)")
+	f.BoolVar(&stopAfter, "stop-after-crash", false, "pause the VM when the guest reboots after writing its dump, and pull the dump from pagefile.sys")
+	f.BoolVar(&force, "force", false, "go on when the guest is not running or the preflight says the hotkey cannot fire")
+	f.BoolVar(&overwrite, "overwrite", false, "overwrite an existing dump file in --out")
+	f.BoolVar(&deep, "deep", false, "read every page of the dump when checking it")
+	f.StringVar(&out, "out", ".", "directory the dump is written to")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on the whole job")
+	f.DurationVar(&crashTO, "crash-timeout", 2*time.Minute, "how long to wait for the crash after the trigger")
+	f.DurationVar(&poll, "poll", 2*time.Second, "how often the disk is read while waiting for the dump")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/vm"
+)
+
+func init() { register(newStatusCmd) }
+
+type statusReport struct {
+	Target string `json:"target"`
+	vm.Status
+}
+
+func newStatusCmd() *cobra.Command {
+	var (
+		tf     targetFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status (--qmp unix:PATH|tcp:HOST:PORT | --libvirt URI --domain NAME)",
+		Short: "Show the guest's run state, its keyboards (and which one receives keys), panic devices and action",
+		Long: `status shows what decides whether a crash hotkey or NMI can produce a dump: the run state (a
+paused guest drops injected keys), the keyboards and the one QEMU routes injected keys to (the
+Windows driver to arm follows from it: i8042prt for PS/2, kbdhid for USB and virtio), the
+panic devices (pvpanic, pvpanic-pci, hv-crash) and the panic action (QEMU cannot report it
+unless crashkey set it; on libvirt it is the domain's <on_crash>). It changes nothing.
+
+Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
+		Example: `  crashkey status --qmp unix:/run/win11.qmp
+  crashkey status --libvirt qemu:///system --domain win11 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			t, err := tf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			st, err := t.Status(ctx)
+			if err != nil {
+				return failedErr(err)
+			}
+			rep := statusReport{Target: t.Describe(), Status: st}
+			if asJSON {
+				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
+					return failedErr(err)
+				}
+				return nil
+			}
+			printStatus(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	tf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, rep statusReport) {
+	st := rep.Status
+	fmt.Fprintf(w, "target: %s\n", rep.Target)
+	fmt.Fprintf(w, "state: %s\n", stateText(st))
+	if len(st.Keyboards) == 0 {
+		fmt.Fprintln(w, "keyboards: none")
+	}
+	for _, k := range st.Keyboards {
+		mark := ""
+		if st.Receiver != nil && *st.Receiver == k {
+			mark = "  <- receives injected keys"
+		}
+		path := ""
+		if k.Path != "" {
+			path = " " + k.Path
+		}
+		fmt.Fprintf(w, "keyboard: %-6s %s%s (Windows driver %s)%s\n", k.Bus, k.Device, path, k.Driver, mark)
+	}
+	if len(st.PanicDevices) == 0 {
+		fmt.Fprintln(w, "panic devices: none")
+	} else {
+		fmt.Fprintf(w, "panic devices: %s\n", joinComma(st.PanicDevices))
+	}
+	fmt.Fprintf(w, "panic action: %s\n", st.PanicAction)
+	for _, wn := range st.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", oneLine(wn))
+	}
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
