@@ -15,6 +15,8 @@ import (
 	"github.com/lima-vm/go-qcow2reader/image"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 	qlog "github.com/lima-vm/go-qcow2reader/log"
+
+	"github.com/crashkey/crashkey/internal/units"
 )
 
 // Image formats reported by [Image.Format].
@@ -521,7 +523,7 @@ type Volume struct {
 }
 
 func (v Volume) describe() string {
-	s := fmt.Sprintf("(%s, %s", v.TypeName, humanSize(v.Size))
+	s := fmt.Sprintf("(%s, %s", v.TypeName, units.Bytes(v.Size))
 	if v.FS != "" {
 		s += ", " + v.FS
 	}
@@ -535,17 +537,4 @@ func (v Volume) describe() string {
 		s += `, has \Windows`
 	}
 	return s + ")"
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

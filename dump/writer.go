@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/crashkey/crashkey/internal/atomicfile"
 )
 
 // PageSource fills page (PageSize bytes) with the content of physical page pfn.
@@ -425,28 +425,14 @@ func writeBitmap(w io.Writer, runs []Run, nbytes uint64) error {
 
 // WriteFile writes the dump to path atomically: to a temporary file in the same directory,
 // then renamed over path.
-func WriteFile(path string, spec Spec, pages PageSource) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+func WriteFile(path string, spec Spec, pages PageSource) error {
+	var werr error
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		werr = Write(w, spec, pages)
+		return werr
+	})
+	if err != nil && err != werr {
 		return fmt.Errorf("dump write: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("dump write: %w", err)
-	}
-	if err = Write(tmp, spec, pages); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("dump write: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("dump write: %w", err)
-	}
-	return nil
+	return err
 }

@@ -2,13 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/internal/atomicfile"
 	"github.com/crashkey/crashkey/registry"
 )
 
@@ -79,7 +78,7 @@ e.g. with "hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' HIVE FILE.r
 				_, err := cmd.OutOrStdout().Write(out)
 				return err
 			}
-			if err := armWriteFile(output, out); err != nil {
+			if err := atomicfile.WriteFile(output, out, 0o644); err != nil {
 				return failedErr(fmt.Errorf("arm: %w", err))
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "arm: wrote %s (%s for %s); %s\n", output, plan.Hotkey, strings.Join(driverNames(plan.Drivers), ", "), plan.Reboot)
@@ -126,31 +125,4 @@ func driverNames(ds []hid.Driver) []string {
 		out[i] = string(d)
 	}
 	return out
-}
-
-// armWriteFile writes data to a temporary file beside path and renames it into place.
-func armWriteFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

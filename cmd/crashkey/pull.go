@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/internal/units"
 	"github.com/crashkey/crashkey/pull"
 )
 
@@ -153,7 +154,7 @@ func pullList(w io.Writer, img *disk.Image, src pull.Sources, fl pullFlags) erro
 		}
 		return pullListJSON(w, img, fs.Volume().Index, cands, valid)
 	}
-	fmt.Fprintf(w, "%s: %s image, %s, %s\n", img.Path(), img.Format(), img.Scheme(), humanBytes(img.Size()))
+	fmt.Fprintf(w, "%s: %s image, %s, %s\n", img.Path(), img.Format(), img.Scheme(), units.Bytes(img.Size()))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, v := range img.Volumes() {
 		mark := " "
@@ -177,7 +178,7 @@ func pullList(w io.Writer, img *disk.Image, src pull.Sources, fl pullFlags) erro
 		if v.Error != "" {
 			notes = append(notes, "unreadable: "+v.Error)
 		}
-		line := fmt.Sprintf("%s volume %d\t%s\t%s", mark, v.Index, what, humanBytes(v.Size))
+		line := fmt.Sprintf("%s volume %d\t%s\t%s", mark, v.Index, what, units.Bytes(v.Size))
 		if len(notes) > 0 {
 			line += "\t" + strings.Join(notes, ", ")
 		}
@@ -219,19 +220,6 @@ func pullListJSON(w io.Writer, img *disk.Image, volume int, cands []pull.Candida
 		return quietError{ExitNo}
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // pullErr maps library errors to exit codes.

@@ -50,8 +50,8 @@ func TestPullGolden(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr)
 			}
 			clean := func(s string) string { return strings.ReplaceAll(s, out, "$OUT") }
-			pullGolden(t, tt.name+".stdout", clean(stdout))
-			pullGolden(t, tt.name+".stderr", clean(stderr))
+			checkGolden(t, "pull/"+tt.name+".stdout", clean(stdout))
+			checkGolden(t, "pull/"+tt.name+".stderr", clean(stderr))
 			if strings.Count(stderr, "\n") > 1 {
 				t.Errorf("stderr is more than one line:\n%s", stderr)
 			}
@@ -61,28 +61,6 @@ func TestPullGolden(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// pullGolden compares got with testdata/pull/NAME, or rewrites it with -update.
-func pullGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", "pull", name)
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./cmd/crashkey -run 'TestPullGolden' -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", path, want, got)
 	}
 }
 

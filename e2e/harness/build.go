@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/crashkey/crashkey/internal/atomicfile"
 )
 
 // ModulePath is the Go module that holds the guest's /init.
@@ -133,7 +135,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Artifacts, error) {
 	sum := sha256.Sum256(archive.Bytes())
 	out := filepath.Join(opts.CacheDir, "initramfs-"+hex.EncodeToString(sum[:8])+".cpio.gz")
 	if _, err := os.Stat(out); err != nil {
-		if err := writeFileAtomic(out, archive.Bytes(), 0o644); err != nil {
+		if err := atomicfile.WriteFile(out, archive.Bytes(), 0o644); err != nil {
 			return nil, fmt.Errorf("build: initramfs: %w", err)
 		}
 	} else {
@@ -246,32 +248,4 @@ func FindRepoRoot(dir string) (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames it into place.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
