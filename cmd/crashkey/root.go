@@ -26,8 +26,9 @@ exact key events, delivers them into a running guest over QMP or libvirt (or inj
 watches for the crash, pulls the dump out of the guest's disk image and checks it like dumpchk.
 
 Exit codes: 0 success; 1 the command ran but the answer is "no" (would not crash, dump
-invalid, problems found, no crash seen); 2 bad input or usage; 3 the operation failed
-(connection, I/O, timeout); 130 interrupted.`,
+invalid, problems found, guest not running); 2 bad input or usage; 3 the operation failed
+(connection, I/O, timeout); 130 interrupted. run adds 4 (no crash seen), 5 (crashed, no
+dump found) and 6 (dump invalid or another bug check). Each command's help lists its codes.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		DisableAutoGenTag: true,
