@@ -57,8 +57,10 @@ func TestBusName(t *testing.T) {
 }
 
 func TestModesRegistered(t *testing.T) {
-	if _, ok := modes["recorder"]; !ok {
-		t.Fatal("recorder mode not registered")
+	for _, m := range []string{"recorder", "windows"} {
+		if _, ok := modes[m]; !ok {
+			t.Fatalf("%s mode not registered", m)
+		}
 	}
 	if got := modeNames(); !slices.Contains(got, "recorder") {
 		t.Fatalf("modeNames = %q", got)

@@ -6,9 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// watchKmsg follows the kernel log from now on and reports "nmi" for every "NMI received"
-// message (x86's unknown_nmi_error: "Uhhuh. NMI received for unknown reason …").
-func watchKmsg(out *output) {
+// watchKmsg follows the kernel log from now on and calls onNMI for every "NMI received"
+// message (x86's unknown_nmi_error: "Uhhuh. NMI received for unknown reason …"); out gets
+// the errors.
+func watchKmsg(out *output, onNMI func()) {
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		out.emit("error", "kmsg: "+err.Error())
@@ -30,7 +31,7 @@ func watchKmsg(out *output) {
 			return
 		}
 		if strings.Contains(string(buf[:n]), "NMI received") {
-			out.emit("nmi")
+			onNMI()
 		}
 	}
 }

@@ -7,6 +7,12 @@
 // keyboards, NMIs the kernel reports, and "ready" once every expected keyboard is open. The line
 // format is parsed by package github.com/crashkey/crashkey/e2e/harness.
 //
+// The windows mode (windows.go) is the stand-in Windows guest: it reads its crash settings from
+// the SYSTEM hive on its disk, runs the Windows keyboard drivers' crash-hotkey model on the same
+// raw input, and on a hotkey or an NMI bug-checks: pvpanic, a dump written into pagefile.sys's
+// sectors, a reboot, and at the next boot the dump moved to Windows\MEMORY.DMP (package
+// github.com/crashkey/crashkey/e2e/standin).
+//
 // Kernel parameters read by /init:
 //
 //	crashkey.mode=recorder        the mode to run (see modes)
@@ -14,6 +20,8 @@
 //	crashkey.panic_on_nmi=1       sysctl kernel.unknown_nmi_panic=1 (an NMI panics; with pvpanic,
 //	                              QEMU reports GUEST_PANICKED)
 //	crashkey.out=/dev/ttyS1       where observation lines go
+//	crashkey.disk=/dev/vda        windows mode: the stand-in Windows disk
+//	crashkey.ntfscp=/bin/ntfscp   windows mode: ntfs-3g's ntfscp (harness.Build puts it there)
 //
 // /init never exits: PID 1 exiting panics the kernel.
 package main

@@ -27,6 +27,19 @@ const readyTimeout = 60 * time.Second
 //	nmi                                  the kernel logged "NMI received"
 //	error <text>                         something failed; ready still follows
 func recorder(e *env) error {
+	expect := expectedKeyboards(e)
+	go watchKmsg(e.out, func() { e.out.emit("nmi") })
+	openKeyboards(e, expect, func(ev inputEvent) {
+		kind, fields := ev.fields()
+		e.out.emit(kind, fields...)
+	})
+	e.out.emit("ready")
+	hang()
+	return nil
+}
+
+// expectedKeyboards parses crashkey.expect (ps2, usb, virtio), reporting unknown names.
+func expectedKeyboards(e *env) map[string]bool {
 	expect := map[string]bool{}
 	for _, k := range e.params.list("crashkey.expect") {
 		switch k {
@@ -36,12 +49,14 @@ func recorder(e *env) error {
 			e.out.emit("error", fmt.Sprintf("unknown keyboard %q in crashkey.expect (want ps2, usb or virtio)", k))
 		}
 	}
-	go watchKmsg(e.out)
+	return expect
+}
 
-	w := newWatcher(e.out, func(ev inputEvent) {
-		kind, fields := ev.fields()
-		e.out.emit(kind, fields...)
-	})
+// openKeyboards binds the PS/2 port to serio_raw, opens every keyboard and hands what they
+// deliver to s. It returns once every expected keyboard is open (or after readyTimeout, having
+// reported the missing ones); devices that appear later (hot-plug) are still picked up.
+func openKeyboards(e *env, expect map[string]bool, s sink) {
+	w := newWatcher(e.out, s)
 	if err := w.bindPS2(); err != nil {
 		e.out.emit("error", "ps2: "+err.Error())
 	}
@@ -58,10 +73,10 @@ func recorder(e *env) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.out.emit("ready")
-	// Devices that appear later (hot-plug) are still picked up.
-	for {
-		time.Sleep(500 * time.Millisecond)
-		w.scan()
-	}
+	go func() {
+		for {
+			time.Sleep(500 * time.Millisecond)
+			w.scan()
+		}
+	}()
 }

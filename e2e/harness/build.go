@@ -39,6 +39,10 @@ type BuildOptions struct {
 	KernelDir string
 	// Init, when set, is a prebuilt static /init used instead of `go build ./e2e/guest`.
 	Init string
+	// Ntfscp is the host's ntfs-3g ntfscp, copied with its shared libraries into the
+	// initramfs as /bin/ntfscp (the stand-in Windows guest's SMSS step runs it). Default: found
+	// in PATH or /usr/sbin; Build fails when there is none.
+	Ntfscp string
 	// Go is the go command (default "go").
 	Go string
 	// Log receives the scripts' and the compiler's diagnostics (default: discarded).
@@ -120,7 +124,15 @@ func Build(ctx context.Context, opts BuildOptions) (*Artifacts, error) {
 		}
 	}
 
-	files, err := initramfsFiles(initPath, kdir)
+	ntfscp, err := findNtfscp(opts.Ntfscp)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	extra, err := binaryFiles(ntfscp, ntfscpGuestPath)
+	if err != nil {
+		return nil, fmt.Errorf("build: ntfscp: %w", err)
+	}
+	files, err := initramfsFiles(initPath, kdir, extra)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -181,9 +193,10 @@ func runKernelScript(ctx context.Context, opts BuildOptions) (string, error) {
 }
 
 // initramfsFiles lists the archive's contents: the directories /init mounts on, /dev/console
-// (the kernel opens it for init's stdio before devtmpfs exists), /init and the modules with
-// their load order under /lib/modules/crashkey.
-func initramfsFiles(initPath, kernelDir string) ([]cpioFile, error) {
+// (the kernel opens it for init's stdio before devtmpfs exists), /tmp, /init, extra (user-space
+// programs and their libraries) and the modules with their load order under
+// /lib/modules/crashkey. Every file's parent directories are listed before it.
+func initramfsFiles(initPath, kernelDir string, extra []cpioFile) ([]cpioFile, error) {
 	initData, err := os.ReadFile(initPath)
 	if err != nil {
 		return nil, err
@@ -193,15 +206,17 @@ func initramfsFiles(initPath, kernelDir string) ([]cpioFile, error) {
 		{Name: "dev/console", Mode: modeChar | 0o600, RdevMajor: 5, RdevMinor: 1},
 		{Name: "proc", Mode: modeDir | 0o755},
 		{Name: "sys", Mode: modeDir | 0o755},
+		{Name: "tmp", Mode: modeDir | 0o1777},
 		{Name: "lib", Mode: modeDir | 0o755},
 		{Name: "lib/modules", Mode: modeDir | 0o755},
 		{Name: "lib/modules/crashkey", Mode: modeDir | 0o755},
 		{Name: "init", Mode: modeFile | 0o755, Data: initData},
 	}
+	files = append(files, extra...)
 	order, err := os.ReadFile(filepath.Join(kernelDir, "modules.order"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return files, nil
+			return withParents(files), nil
 		}
 		return nil, err
 	}
@@ -221,7 +236,7 @@ func initramfsFiles(initPath, kernelDir string) ([]cpioFile, error) {
 		}
 		files = append(files, cpioFile{Name: "lib/modules/crashkey/" + name, Mode: modeFile | 0o644, Data: data})
 	}
-	return files, sc.Err()
+	return withParents(files), sc.Err()
 }
 
 // FindRepoRoot walks up from dir (default: the working directory) to the directory whose go.mod

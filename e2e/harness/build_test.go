@@ -45,7 +45,8 @@ func TestBuildPrebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("zcat | cpio -t: %v", err)
 	}
-	if !strings.Contains(string(out), "\ninit\n") || !strings.Contains(string(out), "lib/modules/crashkey/a.ko\n") {
+	if !strings.Contains(string(out), "\ninit\n") || !strings.Contains(string(out), "lib/modules/crashkey/a.ko\n") ||
+		!strings.Contains(string(out), "\nbin/ntfscp\n") || !strings.Contains(string(out), "\nlib64/ld-linux-x86-64.so.2\n") {
 		t.Errorf("archive lists:\n%s", out)
 	}
 	again, err := Build(context.Background(), opts)
@@ -62,6 +63,12 @@ func TestBuildPrebuilt(t *testing.T) {
 	}
 	if changed.Initramfs == art.Initramfs {
 		t.Error("a changed /init kept the old archive name")
+	}
+
+	noNtfscp := opts
+	noNtfscp.Ntfscp = filepath.Join(t.TempDir(), "ntfscp")
+	if _, err := Build(context.Background(), noNtfscp); err == nil || !strings.Contains(err.Error(), "ntfscp") {
+		t.Errorf("missing ntfscp: err = %v", err)
 	}
 
 	opts.KernelDir = t.TempDir()

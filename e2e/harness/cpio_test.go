@@ -101,7 +101,11 @@ func TestInitramfsFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(kdir, "modules", "b.ko"), []byte("BB"), 0o644)
 	initPath := filepath.Join(t.TempDir(), "init")
 	os.WriteFile(initPath, []byte("ELF"), 0o755)
-	files, err := initramfsFiles(initPath, kdir)
+	extra := []cpioFile{
+		{Name: "bin/tool", Mode: modeFile | 0o755, Data: []byte("T")},
+		{Name: "lib/x86_64-linux-gnu/libc.so.6", Mode: modeFile | 0o755, Data: []byte("C")},
+	}
+	files, err := initramfsFiles(initPath, kdir, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +113,18 @@ func TestInitramfsFiles(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	want := "dev dev/console proc sys lib lib/modules lib/modules/crashkey init lib/modules/crashkey/modules.order lib/modules/crashkey/a.ko lib/modules/crashkey/b.ko"
+	// Each file's parent directories come before it; lib is listed once.
+	want := "dev dev/console proc sys tmp lib lib/modules lib/modules/crashkey init bin bin/tool lib/x86_64-linux-gnu lib/x86_64-linux-gnu/libc.so.6 lib/modules/crashkey/modules.order lib/modules/crashkey/a.ko lib/modules/crashkey/b.ko"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("files = %s\nwant    %s", got, want)
 	}
 
 	os.WriteFile(filepath.Join(kdir, "modules.order"), []byte("c.ko\n"), 0o644)
-	if _, err := initramfsFiles(initPath, kdir); err == nil || !strings.Contains(err.Error(), "rerun scripts/guest/kernel.sh") {
+	if _, err := initramfsFiles(initPath, kdir, nil); err == nil || !strings.Contains(err.Error(), "rerun scripts/guest/kernel.sh") {
 		t.Errorf("missing module: err = %v", err)
 	}
 	os.WriteFile(filepath.Join(kdir, "modules.order"), []byte("../x.ko\n"), 0o644)
-	if _, err := initramfsFiles(initPath, kdir); err == nil || !strings.Contains(err.Error(), "bad module name") {
+	if _, err := initramfsFiles(initPath, kdir, nil); err == nil || !strings.Contains(err.Error(), "bad module name") {
 		t.Errorf("path in modules.order: err = %v", err)
 	}
 }
@@ -134,5 +139,64 @@ func TestFindRepoRoot(t *testing.T) {
 	}
 	if _, err := FindRepoRoot(t.TempDir()); err == nil {
 		t.Error("FindRepoRoot found a root above a temporary directory")
+	}
+}
+
+// TestWithParents: directories created on demand, in order, each once; a directory listed
+// after it was created is dropped.
+func TestWithParents(t *testing.T) {
+	in := []cpioFile{
+		{Name: "a/b/c", Mode: modeFile},
+		{Name: "a", Mode: modeDir | 0o700},
+		{Name: "a/b/d", Mode: modeFile},
+		{Name: "e", Mode: modeDir | 0o755},
+		{Name: "e/f", Mode: modeFile},
+	}
+	var names []string
+	for _, f := range withParents(in) {
+		names = append(names, f.Name)
+	}
+	if got, want := strings.Join(names, " "), "a a/b a/b/c a/b/d e e/f"; got != want {
+		t.Errorf("withParents = %s, want %s", got, want)
+	}
+}
+
+// TestBinaryFiles collects the host's ntfscp with its ELF interpreter and libraries (ntfs-3g
+// is installed by scripts/deps.sh), and fails clearly for a file that is not an ELF binary.
+func TestBinaryFiles(t *testing.T) {
+	bin, err := findNtfscp("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := binaryFiles(bin, ntfscpGuestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range files {
+		if len(f.Data) == 0 || f.Mode != modeFile|0o755 {
+			t.Errorf("%s: %d bytes, mode %o", f.Name, len(f.Data), f.Mode)
+		}
+		got[f.Name] = true
+	}
+	for _, want := range []string{"bin/ntfscp", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"} {
+		if !got[want] {
+			t.Errorf("binaryFiles(ntfscp) lacks %s: %v", want, got)
+		}
+	}
+	libntfs := false
+	for n := range got {
+		libntfs = libntfs || strings.Contains(n, "libntfs-3g.so")
+	}
+	if !libntfs {
+		t.Errorf("binaryFiles(ntfscp) lacks libntfs-3g: %v", got)
+	}
+	notELF := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(notELF, []byte("#!/bin/sh\n"), 0o755)
+	if _, err := binaryFiles(notELF, "bin/x"); err == nil {
+		t.Error("binaryFiles accepted a shell script")
+	}
+	if _, err := findNtfscp(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("findNtfscp accepted a missing file")
 	}
 }
