@@ -3,6 +3,7 @@ package dump
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -232,5 +233,32 @@ func TestBugCheckNames(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrUnknownBugCheck) {
 			t.Errorf("ParseBugCheck(%q) error %v does not wrap ErrUnknownBugCheck", tt.in, err)
 		}
+	}
+}
+
+// TestReportJSONRoundTrip: a report's JSON decodes back into a Report with the same header.
+func TestReportJSONRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, baseSpec(TypeFull, true), nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.Check(context.Background(), CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("unmarshal: %v\n%s", err, b)
+	}
+	if back.Header == nil || back.Header.BugCheckCode != rep.Header.BugCheckCode || back.Header.DirectoryTableBase != rep.Header.DirectoryTableBase || back.Verdict != rep.Verdict {
+		t.Errorf("round trip: %+v vs %+v", back.Header, rep.Header)
 	}
 }

@@ -129,6 +129,20 @@ func (v U32) MarshalJSON() ([]byte, error) {
 	return strconv.AppendUint(nil, uint64(v.Value), 10), nil
 }
 
+// UnmarshalJSON reads what MarshalJSON writes: null (not set) or a number.
+func (v *U32) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = U32{}
+		return nil
+	}
+	n, err := strconv.ParseUint(string(b), 10, 32)
+	if err != nil {
+		return fmt.Errorf("dump: field %s: want null or a 32-bit number", b)
+	}
+	*v = U32{uint32(n), true}
+	return nil
+}
+
 // U64 is a 64-bit (or widened 32-bit) header field that may hold "PAGE" filler.
 type U64 struct {
 	Value uint64
@@ -150,6 +164,23 @@ func (v U64) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return []byte(`"0x` + strings.ToUpper(strconv.FormatUint(v.Value, 16)) + `"`), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: null (not set) or a "0x…" hex string.
+func (v *U64) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = U64{}
+		return nil
+	}
+	s, err := strconv.Unquote(string(b))
+	if err == nil {
+		var n uint64
+		if n, err = strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64); err == nil {
+			*v = U64{n, true}
+			return nil
+		}
+	}
+	return fmt.Errorf("dump: field %s: want null or a \"0x…\" hex string", b)
 }
 
 func u32At(b []byte, off int) U32 {

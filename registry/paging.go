@@ -156,7 +156,11 @@ func judge(pr PagingReport, probs []Problem, dt DumpType, ramMB, haveMB uint64, 
 		case DumpComplete, DumpActive:
 			pr.Detail = fmt.Sprintf("%s holds %d MB: a %s dump fits if the guest has at most %d MB of memory (needs RAM + 1 MB); give --memory to check", what, haveMB, dt, max(haveMB, 1)-1)
 		case DumpKernel, DumpAutomatic:
-			pr.Detail = fmt.Sprintf("%s holds %d MB: a %s dump (about a third of RAM, at most RAM + 128 MB) surely fits up to %d MB of memory, likely up to %d MB; give --memory to check", what, haveMB, dt, max(haveMB, 128)-128, 3*haveMB)
+			if haveMB > 128 {
+				pr.Detail = fmt.Sprintf("%s holds %d MB: a %s dump (about a third of RAM, at most RAM + 128 MB) surely fits up to %d MB of memory, likely up to %d MB; give --memory to check", what, haveMB, dt, haveMB-128, 3*haveMB)
+			} else {
+				pr.Detail = fmt.Sprintf("%s holds %d MB: a %s dump (about a third of RAM, at most RAM + 128 MB) likely fits up to %d MB of memory; give --memory to check", what, haveMB, dt, 3*haveMB)
+			}
 		default:
 			pr.Detail = fmt.Sprintf("%s holds %d MB; a small dump needs about 2 MB", what, haveMB)
 			if haveMB >= 2 {

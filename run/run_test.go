@@ -365,3 +365,23 @@ func TestParseTrigger(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNoAutoReboot: a guest with AutoReboot=0 writes its dump and stays at its bug check
+// (no reset, no stop), and the monitor connection then goes away: the dump is taken from
+// pagefile.sys once it stops changing.
+func TestRunNoAutoReboot(t *testing.T) {
+	disk := makeDisk(t, "--no-autoreboot")
+	g := newGuest(t, disk, nil)
+	g.events = func(s *qmptest.Server) { s.Close() }
+	cfg := baseConfig(g.srv, disk, t.TempDir())
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Outcome != OutcomeDumpOK || rep.Dump == nil || !rep.Dump.FromPagefile {
+		t.Fatalf("outcome %s (%s), dump %+v", rep.Outcome, rep.Summary, rep.Dump)
+	}
+	if !strings.Contains(strings.Join(rep.Steps[len(rep.Steps)-2].Notes, " "), "AutoReboot is 0") {
+		t.Errorf("dump step notes %v", rep.Steps[len(rep.Steps)-2].Notes)
+	}
+}
