@@ -3,36 +3,18 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	gold "github.com/crashkey/crashkey/internal/golden"
+
 	"github.com/crashkey/crashkey/hid"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
-
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./registry -run '%s' -update)", err, t.Name())
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	gold.Check(t, filepath.Join("testdata", "golden", name), got)
 }
 
 func mustHotkey(t testing.TB, spec string) *hid.Hotkey {

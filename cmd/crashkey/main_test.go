@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite golden files under testdata/")
+	gold "github.com/crashkey/crashkey/internal/golden"
+)
 
 // runCrashkey runs the CLI in-process and returns its stdout, stderr and exit code.
 func runCrashkey(t testing.TB, args ...string) (stdout, stderr string, code int) {
@@ -22,21 +20,5 @@ func runCrashkey(t testing.TB, args ...string) (stdout, stderr string, code int)
 // checkGolden compares got with testdata/NAME, or rewrites it with -update.
 func checkGolden(t testing.TB, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./cmd/crashkey -run '%s' -update)", err, t.Name())
-	}
-	if string(want) != got {
-		t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	gold.CheckString(t, filepath.Join("testdata", name), got)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,13 +9,13 @@ import (
 	"testing"
 	"time"
 
+	gold "github.com/crashkey/crashkey/internal/golden"
+
 	"github.com/crashkey/crashkey/dump"
 	"github.com/crashkey/crashkey/e2e/standin"
 	"github.com/crashkey/crashkey/hid"
 	"github.com/crashkey/crashkey/registry"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // winMachine is a stand-in machine whose i8042prt and kbdhid read reg (as Load would derive it
 // from the hive).
@@ -130,20 +129,7 @@ func TestWindowsGuest(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := string(b) + "# calls: " + strings.Join(calls, "; ") + "\n"
-			golden := filepath.Join("testdata", "windows", tt.name+".golden")
-			if *update {
-				os.MkdirAll(filepath.Dir(golden), 0o755)
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("transcript differs from %s:\n%s\nwant:\n%s", golden, got, want)
-			}
+			gold.CheckString(t, filepath.Join("testdata", "windows", tt.name+".golden"), got)
 		})
 	}
 }

@@ -2,19 +2,18 @@ package standin
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	gold "github.com/crashkey/crashkey/internal/golden"
+
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/hid"
 	"github.com/crashkey/crashkey/registry"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func TestLoad(t *testing.T) {
 	type drv struct {
@@ -150,19 +149,7 @@ func TestLinesGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := strings.ReplaceAll(strings.Join(m.Lines(), "\n")+"\n", path, "DISK")
-			golden := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (regenerate with go test ./e2e/standin -run TestLinesGolden -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Lines() differ from %s (regenerate with -update if intended):\n got:\n%s\nwant:\n%s", golden, got, want)
-			}
+			gold.CheckString(t, filepath.Join("testdata", tc.name+".golden"), got)
 		})
 	}
 }
