@@ -41,7 +41,7 @@ func crashkeyBin(t *testing.T) string {
 		}
 		cliPath = filepath.Join(dir, "crashkey")
 		cmd := exec.Command("go", "build", "-o", cliPath, "./cmd/crashkey")
-		cmd.Dir = vmRepoRoot(t)
+		cmd.Dir = repoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			cliErr = errors.New("go build ./cmd/crashkey: " + err.Error() + "\n" + string(out))
 		}
@@ -134,8 +134,8 @@ func cliKeyboards(t *testing.T, ctx context.Context, g *harness.Guest, mon2, bus
 		t.Fatalf("send to a paused guest: exit %d, stderr %q; want 1 and the reason", code, errOut)
 	}
 	vmMonitor(t, mon2, "cont")
-	time.Sleep(vmQuiet)
-	vmNoneOf(t, g, m, harness.KindPS2)
+	time.Sleep(quiet)
+	noneOf(t, g, m, harness.KindPS2)
 
 	// The connection is cut after the guest got +ctrl_r +scroll_lock: crashkey reconnects,
 	// releases both keys, reports it and exits 3.
@@ -150,7 +150,7 @@ func cliKeyboards(t *testing.T, ctx context.Context, g *harness.Guest, mon2, bus
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
 }
 
 // cliNMI runs `crashkey nmi` on addr.

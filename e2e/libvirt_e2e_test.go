@@ -30,35 +30,17 @@ const (
 	vmLibvirtSocket = "/var/run/libvirt/libvirt-sock"
 )
 
-// vmStartLibvirtd makes sure the private libvirtd runs (harness.UseLibvirtd, shared with
-// other tests running in parallel) and releases it when the test ends.
-func vmStartLibvirtd(t *testing.T, ctx context.Context) {
-	t.Helper()
-	if os.Getenv("CRASHKEY_WITH_LIBVIRT") == "0" {
-		t.Skip("CRASHKEY_WITH_LIBVIRT=0: scripts/deps.sh did not install libvirt")
-	}
-	release, err := harness.UseLibvirtd(ctx, vmRepoRoot(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := release(); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
 // vmLibvirtGuest starts cfg's guest as a domain and waits until it is ready.
 func vmLibvirtGuest(t *testing.T, ctx context.Context, cfg harness.Config) *harness.Guest {
 	t.Helper()
-	cfg.Artifacts = vmArtifacts(t)
+	cfg.Artifacts = guestArtifacts(t)
 	g, err := harness.StartLibvirt(ctx, cfg, harness.LibvirtOptions{URI: vmLibvirtURI})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			vmLogGuest(t, g)
+			logGuest(t, g)
 		}
 		if err := g.Stop(); err != nil {
 			t.Errorf("stop: %v", err)
@@ -129,8 +111,8 @@ func (r *vmEventRecorder) wait(t *testing.T, d time.Duration, what string, pred 
 // the libvirt backend and the CLI.
 func TestVMLibvirt(t *testing.T) {
 	t.Parallel()
-	ctx := vmCtx(t, 10*time.Minute)
-	vmStartLibvirtd(t, ctx)
+	ctx := testCtx(t, 10*time.Minute)
+	startLibvirtd(t, ctx)
 	t.Run("ps2-pvpanic", func(t *testing.T) { vmLibvirtPS2(t, ctx) })
 	t.Run("usb-xhci", func(t *testing.T) { vmLibvirtUSB(t, ctx) })
 }
@@ -186,7 +168,7 @@ func vmLibvirtPS2(t *testing.T, ctx context.Context) {
 	if !strings.Contains(out, "this is a chord") {
 		t.Errorf("chord without its warning:\n%s", out)
 	}
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 46 c6 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 46 c6 c6 e0 9d")
 	vmWantStream(t, ctx, g, "ps2", g.Mark()-8, hid.ChordSequence(h), h, true)
 
 	// Paused: refused by the library and the CLI; lifecycle and QMP events arrive.
@@ -208,8 +190,8 @@ func vmLibvirtPS2(t *testing.T, ctx context.Context) {
 		t.Fatal(err)
 	}
 	rec.wait(t, 30*time.Second, "resumed", func(e vm.Event) bool { return e.Lifecycle == "resumed" })
-	time.Sleep(vmQuiet)
-	vmNoneOf(t, g, m, harness.KindPS2)
+	time.Sleep(quiet)
+	noneOf(t, g, m, harness.KindPS2)
 
 	// The libvirt connection is cut after the guest got +ctrl_r +scroll_lock.
 	p := startLibvirtCutProxy(t, vmLibvirtSocket, 2)
@@ -225,7 +207,7 @@ func vmLibvirtPS2(t *testing.T, ctx context.Context) {
 	if res.Sent != "+ctrl_r" || res.Uncertain != "+scroll_lock" || res.Released != "-scroll_lock -ctrl_r" {
 		t.Errorf("result: sent %q uncertain %q released %q", res.Sent, res.Uncertain, res.Released)
 	}
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
 	ptg.Close()
 	// The same with the CLI.
 	p = startLibvirtCutProxy(t, vmLibvirtSocket, 2)
@@ -234,7 +216,7 @@ func vmLibvirtPS2(t *testing.T, ctx context.Context) {
 	if code != 3 || !strings.Contains(out, "released (after reconnecting): -scroll_lock -ctrl_r") {
 		t.Fatalf("crashkey send through the cutting proxy: exit %d\n%s%s", code, out, errOut)
 	}
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
 
 	// status --json.
 	out = mustCrashkey(t, ctx, 0, append([]string{"status", "--json"}, target...)...)

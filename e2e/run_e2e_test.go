@@ -36,7 +36,7 @@ import (
 func winDisk(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "win.qcow2")
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(vmRepoRoot(t), "scripts", "guest", "standin-disk.sh"), out}, args...)...)
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(repoRoot(t), "scripts", "guest", "standin-disk.sh"), out}, args...)...)
 	cmd.Env = append(os.Environ(), "CRASHKEY="+crashkeyBin(t))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("standin-disk.sh %s: %v\n%s", strings.Join(args, " "), err, b)
@@ -48,7 +48,7 @@ func winDisk(t *testing.T, ctx context.Context, args ...string) string {
 // checks what it read from its disk at boot.
 func winBoot(t *testing.T, ctx context.Context, disk string, kbds ...harness.Keyboard) *harness.Guest {
 	t.Helper()
-	g := vmBoot(t, ctx, harness.Config{
+	g := bootGuest(t, ctx, harness.Config{
 		Keyboards:   kbds,
 		PVPanic:     true,
 		Disks:       []harness.Disk{{Path: disk, Format: "qcow2"}},
@@ -260,12 +260,12 @@ func winWantCrashed(t *testing.T, ctx context.Context, g *harness.Guest, from in
 
 func TestRunStandin(t *testing.T) {
 	// Build what every case needs once, before the cases run in parallel.
-	vmArtifacts(t)
+	guestArtifacts(t)
 	crashkeyBin(t)
 
 	t.Run("ps2-default-then-nmi", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 5*time.Minute)
+		ctx := testCtx(t, 5*time.Minute)
 		disk := winDisk(t, ctx)
 		g := winBoot(t, ctx, disk)
 
@@ -314,7 +314,7 @@ func TestRunStandin(t *testing.T) {
 
 	t.Run("usb-chord-then-default", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 5*time.Minute)
+		ctx := testCtx(t, 5*time.Minute)
 		disk := winDisk(t, ctx)
 		g := winBoot(t, ctx, disk, harness.USBXHCI)
 
@@ -344,7 +344,7 @@ func TestRunStandin(t *testing.T) {
 
 	t.Run("custom-hotkey-complete-dump", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 5*time.Minute)
+		ctx := testCtx(t, 5*time.Minute)
 		disk := winDisk(t, ctx, "--hotkey", "lshift+rshift+d", "--dump-type", "complete")
 		g := winBoot(t, ctx, disk)
 		if l := winLine(t, g, 0, "driver=i8042prt"); winField(l, "registry") != "0x11/0x21" || winField(l, "armed") != "true" {
@@ -360,7 +360,7 @@ func TestRunStandin(t *testing.T) {
 
 	t.Run("armed-for-usb-keys-to-ps2", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 3*time.Minute)
+		ctx := testCtx(t, 3*time.Minute)
 		disk := winDisk(t, ctx, "--driver", "kbdhid")
 		g := winBoot(t, ctx, disk)
 		mark := g.Mark()
@@ -383,7 +383,7 @@ func TestRunStandin(t *testing.T) {
 	// `crashkey send`, the guest's own account, and `crashkey pull --force-share`.
 	t.Run("no-autoreboot-send-and-pull", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 3*time.Minute)
+		ctx := testCtx(t, 3*time.Minute)
 		disk := winDisk(t, ctx, "--no-autoreboot")
 		g := winBoot(t, ctx, disk)
 		if l := winLine(t, g, 0, "crash "); winField(l, "autoreboot") != "false" {
@@ -414,7 +414,7 @@ func TestRunStandin(t *testing.T) {
 
 	t.Run("stop-after-crash", func(t *testing.T) {
 		t.Parallel()
-		ctx := vmCtx(t, 4*time.Minute)
+		ctx := testCtx(t, 4*time.Minute)
 		disk := winDisk(t, ctx)
 		g := winBoot(t, ctx, disk)
 		mark := g.Mark()

@@ -37,104 +37,6 @@ var vmHotkeys = []string{"ctrl-scroll", "0x11/1", "0x02/0x3d", "0x04/123"}
 // Helpers of this file and cli_e2e_test.go/libvirt_e2e_test.go. They use only package harness,
 // so they do not depend on the harness's own tests.
 
-var (
-	vmArtOnce sync.Once
-	vmArt     *harness.Artifacts
-	vmArtErr  error
-)
-
-// vmQuiet is how long a key stream must stay silent before it counts as complete.
-const vmQuiet = 700 * time.Millisecond
-
-// vmArtifacts builds (or takes from the cache) the guest's kernel and initramfs.
-func vmArtifacts(t testing.TB) *harness.Artifacts {
-	t.Helper()
-	vmArtOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		vmArt, vmArtErr = harness.Build(ctx, harness.BuildOptions{Log: os.Stderr})
-	})
-	if vmArtErr != nil {
-		t.Fatalf("guest artifacts: %v", vmArtErr)
-	}
-	return vmArt
-}
-
-// vmCtx is a context for one test.
-func vmCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// vmBoot starts cfg's guest, stops it when the test ends (logging its console and
-// observations on failure) and waits until it is ready.
-func vmBoot(t *testing.T, ctx context.Context, cfg harness.Config) *harness.Guest {
-	t.Helper()
-	cfg.Artifacts = vmArtifacts(t)
-	g, err := harness.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			vmLogGuest(t, g)
-		}
-		if err := g.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	if err := g.WaitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-func vmLogGuest(t *testing.T, g *harness.Guest) {
-	t.Helper()
-	c := g.Console()
-	if len(c) > 6000 {
-		c = "…" + c[len(c)-6000:]
-	}
-	var lines []string
-	for _, o := range g.Observations(0) {
-		lines = append(lines, o.Line)
-	}
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	t.Logf("console:\n%s\nlast observations:\n%s", c, strings.Join(lines, "\n"))
-}
-
-func vmHex(b []byte) string { return harness.FormatHex(b) }
-
-func vmReports(rs [][]byte) []string {
-	var out []string
-	for _, r := range rs {
-		if len(r) != 8 {
-			out = append(out, fmt.Sprintf("bad length %d: %s", len(r), harness.FormatHex(r)))
-			continue
-		}
-		out = append(out, harness.TrimReport(r))
-	}
-	return out
-}
-
-// vmEvdev renders the key events. Autorepeats (value 2) are left out: the guest kernel's input
-// core makes them when a key stays down past its repeat delay (250 ms), which a loaded TCG host
-// can stretch a 50 ms step into; QEMU never sends them.
-func vmEvdev(es []harness.EvdevEvent) []string {
-	var out []string
-	for _, e := range es {
-		if e.Type == "KEY" && e.Value != 2 {
-			out = append(out, e.String())
-		}
-	}
-	return out
-}
-
 // vmAwait waits (up to 30 s) until n observations that pred accepts have arrived from index
 // from on. A loaded TCG host can stall the guest for longer than the quiet period between two
 // bytes of one stream; waiting for the expected count first keeps the quiet period for
@@ -156,49 +58,6 @@ func vmAwait(ctx context.Context, g *harness.Guest, from, n int, pred func(harne
 
 func vmIsKind(kind string) func(harness.Observation) bool {
 	return func(o harness.Observation) bool { return o.Kind == kind }
-}
-
-func vmWantPS2(t *testing.T, ctx context.Context, g *harness.Guest, from int, want string) {
-	t.Helper()
-	vmAwait(ctx, g, from, len(strings.Fields(want)), vmIsKind(harness.KindPS2))
-	got, err := g.PS2Bytes(ctx, from, vmQuiet)
-	if err != nil {
-		t.Fatalf("ps2 stream (got %q so far): %v", vmHex(got), err)
-	}
-	if vmHex(got) != want {
-		t.Fatalf("ps2 stream = %q, want %q", vmHex(got), want)
-	}
-}
-
-func vmWantUSB(t *testing.T, ctx context.Context, g *harness.Guest, from int, want []string) {
-	t.Helper()
-	vmAwait(ctx, g, from, len(want), vmIsKind(harness.KindUSB))
-	got, err := g.USBReports(ctx, from, vmQuiet)
-	if err != nil {
-		t.Fatalf("usb reports (got %q so far): %v", vmReports(got), err)
-	}
-	if !slices.Equal(vmReports(got), want) {
-		t.Fatalf("usb reports = %q, want %q", vmReports(got), want)
-	}
-}
-
-// vmNoneOf asserts that no observation of kind arrived from index from on.
-func vmNoneOf(t *testing.T, g *harness.Guest, from int, kind string) {
-	t.Helper()
-	for _, o := range g.Observations(from) {
-		if o.Kind == kind {
-			t.Fatalf("unexpected %s observation %q", kind, o.Line)
-		}
-	}
-}
-
-func vmRepoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := harness.FindRepoRoot("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
 }
 
 // vmMonitor runs one QMP command on a QEMU monitor socket through go-qemu's own
@@ -230,7 +89,7 @@ func vmGuest(t *testing.T, ctx context.Context, cfg harness.Config) (*harness.Gu
 	mon2 := filepath.Join(dir, "mon2.sock")
 	cfg.Dir = dir
 	cfg.ExtraArgs = append(cfg.ExtraArgs, "-qmp", "unix:"+mon2+",server=on,wait=off")
-	return vmBoot(t, ctx, cfg), mon2
+	return bootGuest(t, ctx, cfg), mon2
 }
 
 func vmDial(t *testing.T, ctx context.Context, addr string) vm.Target {
@@ -262,35 +121,35 @@ func vmWantStream(t *testing.T, ctx context.Context, g *harness.Guest, bus strin
 	switch bus {
 	case "ps2":
 		vmAwait(ctx, g, from, len(hid.Set1(seq)), vmIsKind(harness.KindPS2))
-		got, err := g.PS2Bytes(ctx, from, vmQuiet)
+		got, err := g.PS2Bytes(ctx, from, quiet)
 		if err != nil {
-			t.Fatalf("ps2 stream (got %q so far): %v", vmHex(got), err)
+			t.Fatalf("ps2 stream (got %q so far): %v", hexString(got), err)
 		}
-		if want := hid.Set1(seq); vmHex(got) != vmHex(want) {
-			t.Fatalf("ps2 stream = %q, want %q", vmHex(got), vmHex(want))
+		if want := hid.Set1(seq); hexString(got) != hexString(want) {
+			t.Fatalf("ps2 stream = %q, want %q", hexString(got), hexString(want))
 		}
 		v := hid.SimulateSet1(reg, got)
 		if v.Crash != wantCrash {
-			t.Fatalf("i8042prt model on %q: crash=%v, want %v", vmHex(got), v.Crash, wantCrash)
+			t.Fatalf("i8042prt model on %q: crash=%v, want %v", hexString(got), v.Crash, wantCrash)
 		}
 		if v.Crash {
 			brk := h.Key.Break
 			if *v.At != len(got)-1-lastIndexOfBreak(got, brk) || got[*v.At] != brk[len(brk)-1] {
-				t.Errorf("fires at byte %d of %q: want the second release of %s", *v.At, vmHex(got), h.Key.QCode)
+				t.Errorf("fires at byte %d of %q: want the second release of %s", *v.At, hexString(got), h.Key.QCode)
 			}
 		}
 	case "usb":
 		vmAwait(ctx, g, from, len(hid.QEMUUSBReports(seq)), vmIsKind(harness.KindUSB))
-		got, err := g.USBReports(ctx, from, vmQuiet)
+		got, err := g.USBReports(ctx, from, quiet)
 		if err != nil {
-			t.Fatalf("usb reports (got %q so far): %v", vmReports(got), err)
+			t.Fatalf("usb reports (got %q so far): %v", reportStrings(got), err)
 		}
 		var want []string
 		for _, r := range hid.QEMUUSBReports(seq) {
 			want = append(want, harness.TrimReport(r[:]))
 		}
-		if !slices.Equal(vmReports(got), want) {
-			t.Fatalf("usb reports = %q, want %q", vmReports(got), want)
+		if !slices.Equal(reportStrings(got), want) {
+			t.Fatalf("usb reports = %q, want %q", reportStrings(got), want)
 		}
 		reports := make([]hid.Report, len(got))
 		for i, r := range got {
@@ -310,9 +169,9 @@ func vmWantStream(t *testing.T, ctx context.Context, g *harness.Guest, bus strin
 			e, ok := o.Evdev()
 			return ok && e.Bus == "virtio" && e.Type == "KEY" && e.Value != 2
 		})
-		got, err := g.EvdevEvents(ctx, from, "virtio", vmQuiet)
+		got, err := g.EvdevEvents(ctx, from, "virtio", quiet)
 		if err != nil {
-			t.Fatalf("evdev events (got %q so far): %v", vmEvdev(got), err)
+			t.Fatalf("evdev events (got %q so far): %v", evdevStrings(got), err)
 		}
 		var want []string
 		for _, e := range hid.Evdev(seq) {
@@ -320,8 +179,8 @@ func vmWantStream(t *testing.T, ctx context.Context, g *harness.Guest, bus strin
 				want = append(want, fmt.Sprintf("KEY %d %d", e.Code, e.Value))
 			}
 		}
-		if !slices.Equal(vmEvdev(got), want) {
-			t.Fatalf("virtio evdev = %q, want %q", vmEvdev(got), want)
+		if !slices.Equal(evdevStrings(got), want) {
+			t.Fatalf("virtio evdev = %q, want %q", evdevStrings(got), want)
 		}
 		// Windows' vioinput presents a HID keyboard to kbdhid: model it with the reports of
 		// the captured key events.
@@ -370,7 +229,7 @@ func TestVMKeyboards(t *testing.T) {
 	} {
 		t.Run(kc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := vmCtx(t, 6*time.Minute)
+			ctx := testCtx(t, 6*time.Minute)
 			g, mon2 := vmGuest(t, ctx, harness.Config{Keyboards: kc.kbs})
 			tg := vmDial(t, ctx, g.QMPAddr())
 
@@ -412,9 +271,9 @@ func TestVMKeyboards(t *testing.T) {
 					t.Fatal(err)
 				}
 				if kc.bus == "ps2" {
-					vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 46 c6 e0 9d")
+					wantPS2(t, ctx, g, m, "e0 1d 46 c6 46 c6 e0 9d")
 				} else {
-					vmWantUSB(t, ctx, g, m, []string{"00", "10", "10 00 47", "10", "10 00 47", "10", "10", "00"})
+					wantUSB(t, ctx, g, m, []string{"00", "10", "10 00 47", "10", "10 00 47", "10", "10", "00"})
 				}
 			}
 			// A chord: PS/2 crashes (typematic repeat of the make), USB does not (one press).
@@ -459,8 +318,8 @@ func TestVMKeyboards(t *testing.T) {
 				vmCutMidSequence(t, ctx, g)
 			}
 			cliKeyboards(t, ctx, g, mon2, kc.bus)
-			vmNoneOf(t, g, 0, harness.KindError)
-			vmNoneOf(t, g, 0, harness.KindInvalid)
+			noneOf(t, g, 0, harness.KindError)
+			noneOf(t, g, 0, harness.KindInvalid)
 		})
 	}
 }
@@ -486,13 +345,13 @@ func vmPaused(t *testing.T, ctx context.Context, g *harness.Guest, tg vm.Target,
 		t.Fatalf("forced send to a paused guest: err=%v result=%+v", err, res)
 	}
 	vmMonitor(t, mon2, "cont")
-	time.Sleep(vmQuiet)
-	vmNoneOf(t, g, m, harness.KindPS2)
+	time.Sleep(quiet)
+	noneOf(t, g, m, harness.KindPS2)
 	m = g.Mark()
 	if _, err := tg.Send(ctx, seq, vm.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 46 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 c6 46 c6 e0 9d")
 }
 
 // cutProxy forwards a unix socket to QEMU's QMP socket. On its first connection it cuts both
@@ -634,7 +493,7 @@ func vmCutMidSequence(t *testing.T, ctx context.Context, g *harness.Guest) {
 		t.Errorf("err = %v: should say what it released", err)
 	}
 	// The guest saw Right Ctrl and Scroll Lock go down, then both released: no key stuck.
-	vmWantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
+	wantPS2(t, ctx, g, m, "e0 1d 46 c6 e0 9d")
 }
 
 // TestVMPanicEvents: a guest whose kernel panics on NMI, with an ISA pvpanic device and QEMU's
@@ -643,7 +502,7 @@ func vmCutMidSequence(t *testing.T, ctx context.Context, g *harness.Guest) {
 // watches on one monitor, `crashkey watch` on a third, `crashkey nmi` injects on the first.
 func TestVMPanicEvents(t *testing.T) {
 	t.Parallel()
-	ctx := vmCtx(t, 4*time.Minute)
+	ctx := testCtx(t, 4*time.Minute)
 	dir, err := os.MkdirTemp("", "ck-vm-")
 	if err != nil {
 		t.Fatal(err)
