@@ -75,6 +75,8 @@ type Report struct {
 	Trigger string  `json:"trigger"`
 	Hotkey  string  `json:"hotkey,omitempty"`
 	Outcome Outcome `json:"outcome"`
+	// Code is crashkey run's exit code for Outcome (see Outcome.ExitCode).
+	Code int `json:"exit_code"`
 	// Summary says the outcome in one sentence, with the reason when it is not dump-ok.
 	Summary string `json:"summary"`
 	Steps   []Step `json:"steps"`

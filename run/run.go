@@ -175,6 +175,7 @@ func (j *job) finish() {
 	if j.rep.BugCheck != nil {
 		j.rep.BugCheckName = dump.BugCheckName(*j.rep.BugCheck)
 	}
+	j.rep.Code = j.rep.Outcome.ExitCode()
 	j.rep.DurationMS = time.Since(j.start).Milliseconds()
 }
 

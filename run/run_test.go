@@ -239,7 +239,7 @@ func TestRunPreflightStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Outcome != OutcomePreflight || rep.ExitCode() != 1 {
+	if rep.Outcome != OutcomePreflight || rep.ExitCode() != 1 || rep.Code != 1 {
 		t.Fatalf("outcome %s: %s", rep.Outcome, rep.Summary)
 	}
 	if len(g.srv.Keys()) != 0 || len(g.keys) != 0 {
