@@ -111,9 +111,7 @@ func winField(line, key string) string {
 	return ""
 }
 
-// winReport is the part of `crashkey run --json` the tests read. (run.Report itself does not
-// decode: dump's U32/U64 header fields marshal as numbers, hex strings or null and have no
-// UnmarshalJSON.)
+// winReport is the part of `crashkey run --json` the tests read.
 type winReport struct {
 	Outcome  run.Outcome `json:"outcome"`
 	Summary  string      `json:"summary"`
