@@ -12,8 +12,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -29,30 +27,6 @@ const (
 	vmLibvirtURI    = "qemu:///system"
 	vmLibvirtSocket = "/var/run/libvirt/libvirt-sock"
 )
-
-// vmLibvirtGuest starts cfg's guest as a domain and waits until it is ready.
-func vmLibvirtGuest(t *testing.T, ctx context.Context, cfg harness.Config) *harness.Guest {
-	t.Helper()
-	cfg.Artifacts = guestArtifacts(t)
-	g, err := harness.StartLibvirt(ctx, cfg, harness.LibvirtOptions{URI: vmLibvirtURI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logGuest(t, g)
-		}
-		if err := g.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	if err := g.WaitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
 
 // vmEventRecorder keeps the events of a target's stream.
 type vmEventRecorder struct {
@@ -118,7 +92,7 @@ func TestVMLibvirt(t *testing.T) {
 }
 
 func vmLibvirtPS2(t *testing.T, ctx context.Context) {
-	g := vmLibvirtGuest(t, ctx, harness.Config{PVPanic: true, PanicOnNMI: true})
+	g := startDomain(t, ctx, harness.Config{PVPanic: true, PanicOnNMI: true})
 	dom := g.Domain()
 	target := []string{"--libvirt", vmLibvirtURI, "--domain", dom}
 	tg, err := vm.DialLibvirt(ctx, vmLibvirtURI, dom, vm.Options{Timeout: 20 * time.Second})
@@ -272,7 +246,7 @@ func vmLibvirtPS2(t *testing.T, ctx context.Context) {
 }
 
 func vmLibvirtUSB(t *testing.T, ctx context.Context) {
-	g := vmLibvirtGuest(t, ctx, harness.Config{Keyboards: []harness.Keyboard{harness.USBXHCI}})
+	g := startDomain(t, ctx, harness.Config{Keyboards: []harness.Keyboard{harness.USBXHCI}})
 	target := []string{"--libvirt", vmLibvirtURI, "--domain", g.Domain()}
 	out := mustCrashkey(t, ctx, 0, append([]string{"status"}, target...)...)
 	if !strings.Contains(out, "usb-kbd") && !strings.Contains(out, "bus='usb'") {
@@ -305,12 +279,7 @@ func vmLibvirtUSB(t *testing.T, ctx context.Context) {
 // sides when libvirtd's reply to the cutAt-th QEMU monitor command arrives, before the client
 // sees it. It parses libvirt's RPC framing: a 4-byte big-endian length (itself included), then
 // program, version, procedure, type, serial and status, 4 bytes each.
-type libvirtCutProxy struct {
-	path string
-	mu   sync.Mutex
-	n    int
-	cut  bool
-}
+type libvirtCutProxy struct{ *cutProxy }
 
 const (
 	lvQEMUProgram        = 0x20008087
@@ -320,43 +289,9 @@ const (
 
 func startLibvirtCutProxy(t *testing.T, target string, cutAt int) *libvirtCutProxy {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ck-lvproxy-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &libvirtCutProxy{path: filepath.Join(dir, "libvirt.sock")}
-	ln, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.n++
-			first := p.n == 1
-			p.mu.Unlock()
-			go p.serve(c, target, first, cutAt)
-		}
-	}()
+	p := &libvirtCutProxy{&cutProxy{}}
+	p.listen(t, func(c net.Conn, first bool) { p.serve(c, target, first, cutAt) })
 	return p
-}
-
-func (p *libvirtCutProxy) connections() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n
-}
-
-func (p *libvirtCutProxy) didCut() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cut
 }
 
 func readFrame(r io.Reader) ([]byte, error) {

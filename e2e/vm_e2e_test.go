@@ -360,27 +360,29 @@ func vmPaused(t *testing.T, ctx context.Context, g *harness.Guest, tg vm.Target,
 // connections are forwarded untouched.
 type cutProxy struct {
 	path string
-	ln   net.Listener
 	mu   sync.Mutex
 	n    int // connections accepted
 	cut  bool
 }
 
-func startCutProxy(t *testing.T, target string, cutAt int) *cutProxy {
+// listen accepts connections on a fresh unix socket (p.path) until the test ends and hands
+// each to serve, saying whether it is the first.
+func (p *cutProxy) listen(t *testing.T, serve func(c net.Conn, first bool)) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ck-proxy-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &cutProxy{path: filepath.Join(dir, "proxy.sock")}
-	if p.ln, err = net.Listen("unix", p.path); err != nil {
+	p.path = filepath.Join(dir, "proxy.sock")
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.ln.Close() })
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
-			c, err := p.ln.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
@@ -388,9 +390,15 @@ func startCutProxy(t *testing.T, target string, cutAt int) *cutProxy {
 			p.n++
 			first := p.n == 1
 			p.mu.Unlock()
-			go p.serve(c, target, first, cutAt)
+			go serve(c, first)
 		}
 	}()
+}
+
+func startCutProxy(t *testing.T, target string, cutAt int) *cutProxy {
+	t.Helper()
+	p := &cutProxy{}
+	p.listen(t, func(c net.Conn, first bool) { p.serve(c, target, first, cutAt) })
 	return p
 }
 

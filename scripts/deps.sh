@@ -14,6 +14,7 @@ pkgs=(
   cpio              # initramfs for the e2e guest
   zstd xz-utils     # kernel package extraction
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
+  procps            # pgrep: the demo test checks that nothing is left running
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then
@@ -28,7 +29,10 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: installing ${missing[*]} needs root: run as root or install sudo" >&2; exit 1; }
+  SUDO=sudo
+fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >&2
