@@ -711,6 +711,7 @@ func (j *job) pullNew(ctx context.Context) (*pull.Result, error) {
 		return nil, err
 	}
 	if res.Candidate != nil && j.baseline[candidateKey(*res.Candidate)] {
+		os.Remove(res.Output) // an old dump is not this run's result: leave nothing behind
 		return nil, fmt.Errorf("%w: the newest dump on the disk is the one that was there before the trigger", pull.ErrNoDump)
 	}
 	return res, nil

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,8 +49,7 @@ func makeDisk(t *testing.T, args ...string) string {
 		crashkeyBin = filepath.Join(dir, "crashkey")
 		out, err := exec.Command("go", "build", "-o", crashkeyBin, filepath.Join(repoRoot(t), "cmd", "crashkey")).CombinedOutput()
 		if err != nil {
-			crashkeyErr = &exec.ExitError{}
-			t.Logf("%s", out)
+			crashkeyErr = fmt.Errorf("go build ./cmd/crashkey: %v\n%s", err, out)
 		}
 	})
 	if crashkeyErr != nil {
