@@ -80,6 +80,27 @@ func hasSeverity(r *Report, s Severity) bool {
 func TestHugeClaims(t *testing.T) {
 	full := writeDump(t, Spec{Type: TypeFull, Is64: true, Runs: []Run{{1, 2}}}, nil)
 	bm := writeDump(t, Spec{Type: TypeBitmapKernel, Is64: true, Runs: []Run{{1, 2}}}, nil)
+	// onBitmap returns a mutator that sets the u64 at off of a copy of the bitmap dump.
+	onBitmap := func(off int, v uint64) func([]byte) []byte {
+		return func([]byte) []byte {
+			b := append([]byte(nil), bm...)
+			put64(b, off, v)
+			return b
+		}
+	}
+	// rdmp turns the full dump into an RDMP (type 10) dump with the given metadata size and
+	// first-page offset.
+	rdmp := func(metadata, firstPage uint64) func([]byte) []byte {
+		return func(b []byte) []byte {
+			put32(b, 0xF98, 10)
+			b = append(b[:0x2000], make([]byte, 0x100)...)
+			put32(b, 0x2000, 0x40)
+			copy(b[0x2004:], "RDMPDUMP")
+			put64(b, 0x2010, metadata)
+			put64(b, 0x2018, firstPage)
+			return b
+		}
+	}
 	tests := []struct {
 		name string
 		mut  func(b []byte) []byte
@@ -88,26 +109,18 @@ func TestHugeClaims(t *testing.T) {
 		{"run of 2^63 pages", func(b []byte) []byte { put64(b, 0x98+8, 1<<63); put64(b, 0x90, 1<<63); return b }},
 		{"pages 2^64-1", func(b []byte) []byte { put64(b, 0x90, ^uint64(0)); return b }},
 		{"required 2^63-1", func(b []byte) []byte { put64(b, 0xFA0, 1<<63-1); return b }},
-		{"bitmap pages 2^64-1", func(b []byte) []byte { b = append([]byte(nil), bm...); put64(b, 0x2030, ^uint64(0)); return b }},
-		{"bitmap present 2^64-1", func(b []byte) []byte { b = append([]byte(nil), bm...); put64(b, 0x2028, ^uint64(0)); return b }},
-		{"bitmap first page 2^64-1", func(b []byte) []byte { b = append([]byte(nil), bm...); put64(b, 0x2020, ^uint64(0)); return b }},
-		{"triage sizes", func(b []byte) []byte {
-			b = triageDump()
+		{"bitmap pages 2^64-1", onBitmap(0x2030, ^uint64(0))},
+		{"bitmap present 2^64-1", onBitmap(0x2028, ^uint64(0))},
+		{"bitmap first page 2^64-1", onBitmap(0x2020, ^uint64(0))},
+		{"triage sizes", func([]byte) []byte {
+			b := triageDump()
 			for off := 0x2000; off < 0x2080; off += 4 {
 				put32(b, off, 0xFFFFFFF0)
 			}
 			return b
 		}},
-		{"rdmp metadata 2^64-1", func(b []byte) []byte {
-			put32(b, 0xF98, 10)
-			b = append(b[:0x2000], make([]byte, 0x100)...)
-			put32(b, 0x2000, 0x40)
-			copy(b[0x2004:], "RDMPDUMP")
-			put64(b, 0x2010, ^uint64(0))
-			put64(b, 0x2010, 1<<62)
-			put64(b, 0x2018, 1<<62-0x20+0x2040)
-			return b
-		}},
+		{"rdmp metadata 2^64-1", rdmp(^uint64(0), 0x2040)},
+		{"rdmp metadata 2^62, consistent first page", rdmp(1<<62, 1<<62-0x20+0x2040)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
