@@ -11,6 +11,7 @@ import (
 
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 // SystemHivePath is where the SYSTEM hive lives inside the Windows volume.
@@ -27,6 +28,8 @@ type PreflightOptions struct {
 	// MemoryMiB is the guest's memory size in MiB, to judge whether the dump fits in a
 	// fixed-size paging file; 0 when unknown.
 	MemoryMiB uint64
+	// Layout is the guest's keyboard layout, to say what a person must press (CheckOptions).
+	Layout *layout.Layout
 }
 
 // Preflight reads the SYSTEM hive of the Windows guest whose disk image is at path (raw or
@@ -43,7 +46,7 @@ func Preflight(ctx context.Context, path string, opts PreflightOptions) (*Report
 			return nil, fmt.Errorf("preflight: %w", err)
 		}
 		logs := hiveFileLogs(path)
-		r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs})
+		r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, Layout: opts.Layout})
 		r.Hive = path
 		return r, nil
 	}
@@ -91,7 +94,7 @@ func PreflightImage(ctx context.Context, img *disk.Image, opts PreflightOptions)
 			logs = append(logs, LogFile{Name: name, Size: fi.Size})
 		}
 	}
-	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs})
+	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, Layout: opts.Layout})
 	r.Image, r.Volume, r.Hive = path, fs.Volume().Index, SystemHivePath
 	r.Warnings = img.Warnings()
 	return r, nil

@@ -113,7 +113,13 @@ func Get(name string) (*Layout, error) {
 // IsUS reports whether l is the US layout (nil counts as US).
 func (l *Layout) IsUS() bool { return l == nil || l.Name == Default }
 
-func (l *Layout) String() string { return l.Name }
+// String is the layout's name; a nil layout is US.
+func (l *Layout) String() string {
+	if l == nil {
+		return Default
+	}
+	return l.Name
+}
 
 // Kind names the layout by its first six letter keys as people do ("QWERTY", "AZERTY",
 // "QWERTZ", "ЙЦУКЕН"), or "" when those keys carry no letters.
