@@ -117,3 +117,26 @@ func TestLayoutHotkeyDriverModel(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseHotkeyOn: any spec on any of a few layouts parses or fails, never panics, and a
+// parsed hotkey can fire.
+func FuzzParseHotkeyOn(f *testing.F) {
+	for _, s := range []string{"rctrl+a", "rctrl++", "rctrl+,", "lshift+rshift+ü", "rctrl+@", "0x02/0x11", "rctrl+/", "+", ",,", "rctrl+udiaeresis"} {
+		f.Add(s, uint8(0))
+	}
+	names := []string{"us", "fr", "de", "jp", "ru"}
+	f.Fuzz(func(t *testing.T, spec string, which uint8) {
+		l, err := layout.Get(names[int(which)%len(names)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ParseHotkeyOn(spec, l)
+		if err != nil {
+			return
+		}
+		if _, err := FromRegistry(h.Registry()); err != nil && !h.CrashOnCtrlScroll {
+			t.Fatalf("ParseHotkeyOn(%q) gave a hotkey that cannot fire: %v", spec, err)
+		}
+		_ = h.Describe()
+	})
+}

@@ -163,6 +163,14 @@ func (p *parser) next() token {
 	return t
 }
 
+// closeBlock consumes a closing brace and the semicolon after it, if any.
+func (p *parser) closeBlock() {
+	p.next()
+	if p.peek().kind == ';' {
+		p.next()
+	}
+}
+
 // body reads statements up to the section's closing "};".
 func (p *parser) body(s *Section) error {
 	defaultType := false
@@ -173,10 +181,7 @@ func (p *parser) body(s *Section) error {
 		t := p.peek()
 		switch {
 		case t.kind == '}':
-			p.next()
-			if p.peek().kind == ';' {
-				p.next()
-			}
+			p.closeBlock()
 			return nil
 		case t.kind == ';':
 			p.next()
@@ -286,10 +291,7 @@ func (p *parser) keyBody() (group1 []string, typed bool, err error) {
 		t := p.peek()
 		switch {
 		case t.kind == '}':
-			p.next()
-			if p.peek().kind == ';' {
-				p.next()
-			}
+			p.closeBlock()
 			return group1, typed, nil
 		case t.kind == ',':
 			p.next()
