@@ -45,7 +45,7 @@ type Options struct {
 
 // Output names of dumps cut from the start of a pagefile or dedicated dump file.
 const (
-	PagefileDump      = "MEMORY.DMP"            // a full or kernel dump (what Windows would have moved there)
+	PagefileDump      = "MEMORY.DMP"             // a full or kernel dump (what Windows would have moved there)
 	PagefileMinidump  = "pagefile-minidump.dmp"  // a triage dump found in pagefile.sys
 	DedicatedMinidump = "dedicated-minidump.dmp" // a triage dump found in the DedicatedDumpFile
 )
