@@ -15,6 +15,7 @@ import (
 
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/atomicfile"
 	"github.com/crashkey/crashkey/internal/units"
 )
 
@@ -343,7 +344,7 @@ func copyOut(ctx context.Context, src *disk.File, size int64, name string, img *
 	}
 	// A short fixed-length temporary name: "." + an image's 765-byte name + a suffix would
 	// not fit NAME_MAX.
-	tmp, err := os.CreateTemp(dir, ".crashkey-*.tmp")
+	tmp, err := os.CreateTemp(dir, atomicfile.TempPattern)
 	if err != nil {
 		return nil, fmt.Errorf("pull: create output: %w", err)
 	}
