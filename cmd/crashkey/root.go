@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/internal/termsafe"
 )
 
 // commands holds the constructors of every subcommand. Each command lives in a file of its
@@ -67,5 +69,5 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return termsafe.String(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
 }
