@@ -58,7 +58,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitCode(err)
 	if code == ExitInterrupted && ctx.Err() != nil {
-		fmt.Fprintln(stderr, "crashkey: interrupted")
+		if msg := err.Error(); strings.Contains(msg, "release them with") {
+			fmt.Fprintln(stderr, "crashkey: interrupted: "+oneLine(msg)) // keep the hint
+		} else {
+			fmt.Fprintln(stderr, "crashkey: interrupted")
+		}
 		return code
 	}
 	var q quietError

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/run"
 )
 
@@ -86,7 +87,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 			w := cmd.OutOrStdout()
 			if !asJSON {
 				cfg.OnStep = func(s run.Step) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, s.Detail)
+					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, termsafe.String(s.Detail))
 				}
 			}
 			rep, err := run.Run(cmd.Context(), cfg)
