@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 	qlog "github.com/lima-vm/go-qcow2reader/log"
@@ -76,6 +77,28 @@ type Image struct {
 
 	mu  sync.Mutex
 	fss map[int]*FS
+
+	corruptN   atomic.Int64 // how many times corruption was met while reading
+	corruptMu  sync.Mutex
+	corruptErr error // the last corruption met
+}
+
+// noteCorrupt records corruption met while reading, so that the operation that met it
+// reports it (see FS.guard) even when go-ntfs hides the error behind zeros.
+func (im *Image) noteCorrupt(err error) {
+	im.corruptMu.Lock()
+	im.corruptErr = err
+	im.corruptMu.Unlock()
+	im.corruptN.Add(1)
+}
+
+func (im *Image) lastCorrupt() error {
+	im.corruptMu.Lock()
+	defer im.corruptMu.Unlock()
+	if im.corruptErr == nil {
+		return ErrCorruptImage
+	}
+	return im.corruptErr
 }
 
 // layer is one opened image of a chain: qcow2 (with or without a backing layer) or raw.
@@ -496,10 +519,14 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 			if errors.Is(err, io.EOF) && n == len(p) {
 				break
 			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("%w: data ends early (a truncated image?)", ErrCorruptImage)
 			}
-			return n, fmt.Errorf("read image %s at byte %d: %w", im.path, off+int64(n), err)
+			err = fmt.Errorf("read image %s at byte %d: %w", im.path, off+int64(n), err)
+			if errors.Is(err, ErrCorruptImage) {
+				im.noteCorrupt(err)
+			}
+			return n, err
 		}
 		if m == 0 {
 			return n, fmt.Errorf("read image %s at byte %d: %w", im.path, off+int64(n), io.ErrNoProgress)
@@ -562,6 +589,11 @@ func (im *Image) WindowsVolume() (*FS, error) {
 		}
 	}
 	if len(cands) == 0 {
+		for _, v := range im.vols {
+			if v.err != nil && errors.Is(v.err, ErrCorruptImage) {
+				return nil, fmt.Errorf("image %s: volume %d could not be searched for \\Windows: %w", im.path, v.Index, v.err)
+			}
+		}
 		return nil, fmt.Errorf("%w: no NTFS volume of %s has a \\Windows directory (volumes: %s); choose one with --partition N", ErrNoVolume, im.path, im.volumeList())
 	}
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].hasSystemHive && !cands[j].hasSystemHive })
@@ -608,16 +640,20 @@ func (im *Image) probe(p part) Volume {
 	v.FS = FSNTFS
 	fs, err := openNTFS(im, v)
 	if err != nil {
-		v.Error = err.Error()
+		v.Error, v.err = err.Error(), err
 		return v
 	}
 	defer fs.close()
 	v.Label = fs.label()
-	if st, err := fs.Stat("Windows"); err == nil && st.IsDir {
+	st, err := fs.Stat("Windows")
+	switch {
+	case err == nil && st.IsDir:
 		v.HasWindows = true
 		if _, err := fs.Stat(`Windows\System32\config\SYSTEM`); err == nil {
 			v.hasSystemHive = true
 		}
+	case err != nil && !errors.Is(err, ErrNotFound):
+		v.Error, v.err = err.Error(), err
 	}
 	return v
 }
@@ -643,6 +679,7 @@ type Volume struct {
 	Error string `json:"error,omitempty"`
 
 	hasSystemHive bool
+	err           error // why the volume could not be read or searched
 }
 
 func (v Volume) describe() string {
