@@ -257,7 +257,7 @@ func candidateName(c Candidate) string {
 }
 
 func pullCandidate(ctx context.Context, fs *disk.FS, img *disk.Image, c Candidate, opts Options) (*Result, error) {
-	f, err := fs.Open(c.Source)
+	f, err := c.open(fs)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,8 @@ type Candidate struct {
 
 	hdrTime bool
 	err     error // the read error that made the candidate invalid, if any
-	record  int64 // MFT record number, -1 when it could not be opened
+	record  int64          // MFT record number
+	entry   *disk.DirEntry // the directory entry it was listed from, if any
 }
 
 // when orders candidates: the crash time when the header has one, else the file's time.
@@ -177,18 +178,18 @@ func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 			dirs = append(dirs, md)
 		}
 		for _, d := range dirs {
-			ents, err := fs.ReadDir(d)
+			// Streamed: linear in the directory's size, one entry in memory at a time.
+			err := fs.ReadDirFunc(d, func(e disk.DirEntry) error {
+				if !e.IsDir && strings.EqualFold(pathExt(e.Name), ".dmp") {
+					add(examineEntry(fs, e, KindMinidump))
+				}
+				return nil
+			})
 			if errors.Is(err, disk.ErrNotFound) || errors.Is(err, disk.ErrBadPath) {
 				continue
 			}
 			if err != nil {
 				return nil, err
-			}
-			for _, e := range ents {
-				if e.IsDir || !strings.EqualFold(pathExt(e.Name), ".dmp") {
-					continue
-				}
-				add(examineEntry(fs, e, KindMinidump))
 			}
 		}
 	}
@@ -227,7 +228,7 @@ func examine(fs *disk.FS, path, kind string) (Candidate, error) {
 // examineEntry examines a directory entry. A file that cannot be opened is a candidate with
 // the problem, never an error: one odd or damaged file must not hide the others.
 func examineEntry(fs *disk.FS, e disk.DirEntry, kind string) Candidate {
-	c := Candidate{Source: e.Path, Volume: fs.Volume().Index, Kind: kind, Size: e.Size, ModTime: e.ModTime, record: e.Record}
+	c := Candidate{Source: e.Path, Volume: fs.Volume().Index, Kind: kind, Size: e.Size, ModTime: e.ModTime, record: e.Record, entry: &e}
 	f, err := openEntry(fs, e)
 	if err != nil {
 		c.err, c.Problem = err, "cannot be read: "+err.Error()
@@ -238,18 +239,19 @@ func examineEntry(fs *disk.FS, e disk.DirEntry, kind string) Candidate {
 	return c
 }
 
-// openEntry opens the file a directory entry names. The current disk API opens by path, so a
-// name the path syntax cannot express (':', '?', '%', …) or that another name in the same
-// directory shadows (the two differ only in case) is reported as such.
+// openEntry opens the file a directory entry names, by its MFT record: any name works, one
+// the path syntax cannot express (':', '?', '%', '..') or one that differs from another only
+// in case included.
 func openEntry(fs *disk.FS, e disk.DirEntry) (*disk.File, error) {
-	f, err := fs.Open(e.Path)
-	if err != nil {
-		return nil, err
+	return fs.OpenEntry(e)
+}
+
+// open opens a candidate again, by its directory entry when it came from a listing.
+func (c Candidate) open(fs *disk.FS) (*disk.File, error) {
+	if c.entry != nil {
+		return fs.OpenEntry(*c.entry)
 	}
-	if f.Info().Record != e.Record {
-		return nil, fmt.Errorf("another file of the directory whose name differs only in case shadows it")
-	}
-	return f, nil
+	return fs.Open(c.Source)
 }
 
 // describe fills in what the file's dump header says.

@@ -48,14 +48,13 @@ func mayReplace(out string, img *disk.Image) error {
 	if err != nil {
 		return nil // nothing to replace (or not ours to judge: the rename will say)
 	}
-	for i, p := range chainFiles(img) {
-		pst, err := os.Stat(p)
-		if err != nil || !os.SameFile(st, pst) {
+	for i, c := range img.Chain() {
+		if !c.Same(st) {
 			continue
 		}
 		what := "the disk image itself"
 		if i > 0 {
-			what = "a backing file of the disk image (" + p + ")"
+			what = "a backing file of the disk image (" + c.Name + ")"
 		}
 		return fmt.Errorf("pull: %w: %s is %s; choose another --out directory", ErrProtected, out, what)
 	}
@@ -63,11 +62,6 @@ func mayReplace(out string, img *disk.Image) error {
 		return fmt.Errorf("pull: %w: %s is held by a running QEMU (a disk image in use?); choose another --out directory", ErrProtected, out)
 	}
 	return nil
-}
-
-// chainFiles lists the files of img's backing chain, the image first.
-func chainFiles(img *disk.Image) []string {
-	return []string{img.Path()}
 }
 
 // heldByQEMU reports whether a running QEMU holds path: QEMU takes OFD locks on bytes 100 to
