@@ -82,7 +82,7 @@ type Candidate struct {
 	PullSize int64 `json:"pull_size"`
 
 	hdrTime bool
-	err     error // the read error that made the candidate invalid, if any
+	err     error          // the read error that made the candidate invalid, if any
 	record  int64          // MFT record number
 	entry   *disk.DirEntry // the directory entry it was listed from, if any
 }
