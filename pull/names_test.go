@@ -1,6 +1,8 @@
 package pull
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -59,4 +61,29 @@ func TestOutputName(t *testing.T) {
 	if a == b {
 		t.Errorf("a/b.dmp and a\\b.dmp both map to %q", a)
 	}
+}
+
+// FuzzTriageLength: whatever follows a triage dump in a pagefile, the length taken stays
+// between SizeOfDump and the limits, and the walk ends.
+func FuzzTriageLength(f *testing.F) {
+	blob := func(data, post uint32) []byte {
+		b := make([]byte, 32+min(data+post, 4096)) // a header may claim more than follows
+		binary.LittleEndian.PutUint32(b, 32)
+		binary.LittleEndian.PutUint32(b[20:], data)
+		binary.LittleEndian.PutUint32(b[28:], post)
+		return b
+	}
+	fh := append([]byte("DumpBlob"), 16, 0, 0, 0, 0x61, 0x4a, 0, 0)
+	f.Add(append(append(bytes.Clone(fh), blob(100, 4)...), blob(64, 0)...), int64(0))
+	f.Add(append(bytes.Clone(fh), blob(0xFFFFFFF0, 0)...), int64(200))
+	f.Add(append([]byte("DumpBlob"), make([]byte, 100)...), int64(0))
+	f.Add([]byte("not a blob"), int64(-1))
+	f.Fuzz(func(t *testing.T, tail []byte, required int64) {
+		const sizeOfDump = 0x100
+		data := append(make([]byte, sizeOfDump), tail...)
+		n, _, _ := triageLength(bytes.NewReader(data), sizeOfDump, required, int64(len(data)))
+		if n < sizeOfDump || n > int64(len(data)) || (required > sizeOfDump && n > required) {
+			t.Fatalf("length %d of %d bytes (required %d)", n, len(data), required)
+		}
+	})
 }
