@@ -253,6 +253,9 @@ func candidateName(c Candidate) string {
 		}
 		return PagefileMinidump
 	}
+	if c.name != "" {
+		return c.name
+	}
 	return baseName(c.Source)
 }
 

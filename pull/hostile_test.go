@@ -173,14 +173,19 @@ func TestOddNames(t *testing.T) {
 			t.Errorf("%q → %q: not a unique name inside --out", r.Source, r.Output)
 		}
 		outs[base] = true
-		exact := baseName(r.Source) == base
+		name := strings.TrimPrefix(r.Source, `Windows\Minidump\`) // the exact name: it may hold '\'
+		exact := name == base
 		if exact == (r.Renamed != "") {
 			t.Errorf("%q → %q, renamed %q: the result must say exactly when the name changed", r.Source, base, r.Renamed)
 		}
-		switch baseName(r.Source) {
+		switch name {
 		case "100%.dmp", "a:b.dmp", "q?.dmp", "Case.dmp", "CASE.dmp", "ok.dmp":
 			if !exact {
 				t.Errorf("%q was renamed to %q: the name is safe on Linux", r.Source, base)
+			}
+		case `..\..\evil.dmp`:
+			if base == "evil.dmp" || !strings.HasPrefix(base, "_._.._evil~") {
+				t.Errorf("%q → %q: the whole name, backslashes mapped, with its tag", r.Source, base)
 			}
 		}
 	}

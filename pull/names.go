@@ -20,7 +20,7 @@ const maxExt = 16
 // directory. Names that are already safe are kept exactly. Otherwise every unsafe character
 // (a '/', a '\', a control character, a bidi override, invalid UTF-8) becomes '_', a name of
 // only dots becomes "file", and a name longer than 255 bytes keeps its start and its
-// extension; such a name then ends in "~" and eight hex digits of the SHA-256 of the
+// extension, and a leading '.' (a hidden file) becomes '_'; such a name then ends in "~" and eight hex digits of the SHA-256 of the
 // original name (before the extension), so that two different names never map to the same
 // output and the same name always maps to the same output. why says what was changed ("" when
 // nothing was).
@@ -42,6 +42,9 @@ func outputName(name string) (out, why string) {
 	if strings.Trim(safe, ".") == "" {
 		safe = "file" + safe
 		reasons = append(reasons, "it is empty or only dots")
+	} else if safe[0] == '.' {
+		safe = "_" + safe[1:]
+		reasons = append(reasons, "it starts with '.' (a hidden file)")
 	}
 	if len(safe) > nameMax {
 		reasons = append(reasons, "it is longer than the 255 bytes a Linux file name may have")

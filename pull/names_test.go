@@ -21,6 +21,7 @@ func TestOutputName(t *testing.T) {
 		{"mini.dmp", "mini.dmp", false},
 		{`..\..\etc\passwd`, "", true},
 		{"../../x.dmp", "", true},
+		{".hidden.dmp", "", true},
 		{"..", "", true},
 		{"", "", true},
 		{"a\nb.dmp", "", true},
@@ -37,7 +38,7 @@ func TestOutputName(t *testing.T) {
 		if (why != "") != tt.changed || (tt.want != "" && got != tt.want) {
 			t.Errorf("outputName(%q) = %q, %q; want %q (changed %v)", tt.in, got, why, tt.want, tt.changed)
 		}
-		if len(got) > nameMax || got == "" || got == "." || got == ".." || strings.ContainsAny(got, "/\\\x00\n\x1b") || !utf8.ValidString(got) {
+		if len(got) > nameMax || got == "" || got[0] == '.' || strings.ContainsAny(got, "/\\\x00\n\x1b") || !utf8.ValidString(got) {
 			t.Errorf("outputName(%q) = %q: not a safe local name", tt.in, got)
 		}
 		if tt.changed && !strings.Contains(got, "~") {

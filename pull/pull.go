@@ -83,6 +83,7 @@ type Candidate struct {
 
 	hdrTime bool
 	err     error          // the read error that made the candidate invalid, if any
+	name    string         // the file's exact name (a name may hold '\')
 	record  int64          // MFT record number
 	entry   *disk.DirEntry // the directory entry it was listed from, if any
 }
@@ -220,7 +221,7 @@ func examine(fs *disk.FS, path, kind string) (Candidate, error) {
 		return Candidate{}, err
 	}
 	info := f.Info()
-	c := Candidate{Source: info.Path, Volume: fs.Volume().Index, Kind: kind, Size: info.Size, ModTime: info.ModTime, record: info.Record}
+	c := Candidate{Source: info.Path, Volume: fs.Volume().Index, Kind: kind, Size: info.Size, ModTime: info.ModTime, name: info.Name, record: info.Record}
 	describe(&c, f)
 	return c, nil
 }
@@ -228,7 +229,7 @@ func examine(fs *disk.FS, path, kind string) (Candidate, error) {
 // examineEntry examines a directory entry. A file that cannot be opened is a candidate with
 // the problem, never an error: one odd or damaged file must not hide the others.
 func examineEntry(fs *disk.FS, e disk.DirEntry, kind string) Candidate {
-	c := Candidate{Source: e.Path, Volume: fs.Volume().Index, Kind: kind, Size: e.Size, ModTime: e.ModTime, record: e.Record, entry: &e}
+	c := Candidate{Source: e.Path, Volume: fs.Volume().Index, Kind: kind, Size: e.Size, ModTime: e.ModTime, name: e.Name, record: e.Record, entry: &e}
 	f, err := openEntry(fs, e)
 	if err != nil {
 		c.err, c.Problem = err, "cannot be read: "+err.Error()

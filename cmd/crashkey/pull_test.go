@@ -9,7 +9,10 @@ import (
 	"testing"
 )
 
-const pullFixtures = "../../disk/testdata/"
+const (
+	pullFixtures    = "../../disk/testdata/"
+	hostileFixtures = "../../pull/testdata/"
+)
 
 // TestPullGolden runs `crashkey pull` against the committed fixture images and compares
 // stdout and stderr with golden files (regenerate with -update).
@@ -38,6 +41,13 @@ func TestPullGolden(t *testing.T) {
 		{name: "pull-bad-partition", args: []string{"pull", pullFixtures + "gpt.qcow2", "--partition", "7"}, code: ExitUsage},
 		{name: "pull-no-image", args: []string{"pull", pullFixtures + "nothing.qcow2"}, code: ExitUsage},
 		{name: "pull-two-modes", args: []string{"pull", pullFixtures + "gpt.qcow2", "--list", "--minidumps"}, code: ExitUsage},
+		// Hostile images (pull/testdata/mkhostile.sh): every name listed, escaped on the
+		// terminal, mapped to a safe output name; huge files refused; a minidump-only image.
+		{name: "list-hostile", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--list"}},
+		{name: "minidumps-hostile", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--minidumps"}},
+		{name: "pull-huge", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--path", `Windows\Temp\huge.bin`}, code: ExitUsage},
+		{name: "pull-minidumps-only", args: []string{"pull", hostileFixtures + "minionly.qcow2"}, code: ExitNo},
+		{name: "pull-bad-max-size", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--max-size", "lots"}, code: ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,5 +105,31 @@ func TestPullUnsupportedFormat(t *testing.T) {
 	want := "qemu-img convert -f vhdx -O qcow2 " + img + " " + filepath.Join(dir, "win.qcow2")
 	if code != ExitUsage || stdout != "" || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", code, stdout, stderr, want)
+	}
+}
+
+// TestPullOutAndCorruption: --out naming a missing directory creates it; a truncated image
+// exits 3 "corrupt image", not 1 "no dump".
+func TestPullOutAndCorruption(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "new", "dir")
+	if _, stderr, code := runCrashkey(t, "pull", pullFixtures+"gpt.qcow2", "--out", out); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if st, err := os.Stat(filepath.Join(out, "MEMORY.DMP")); err != nil || st.Size() != 253952 {
+		t.Fatalf("MEMORY.DMP in the created --out: %v", err)
+	}
+	b, err := os.ReadFile(pullFixtures + "gpt.qcow2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{300000, 600000} {
+		img := filepath.Join(t.TempDir(), "truncated.qcow2")
+		os.WriteFile(img, b[:n], 0o644)
+		for _, args := range [][]string{{"pull", img, "--out", t.TempDir()}, {"pull", img, "--list"}} {
+			_, stderr, code := runCrashkey(t, args...)
+			if code != ExitFailed || !strings.Contains(stderr, "corrupt image") || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("%v (first %d bytes): exit %d, stderr %q; want exit 3 and one line naming the corrupt image", args, n, code, stderr)
+			}
+		}
 	}
 }
