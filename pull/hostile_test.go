@@ -248,3 +248,16 @@ func TestLongNameOut(t *testing.T) {
 		t.Fatalf("%q (%d bytes), renamed %q, sha %s", base, len(base), res.Renamed, res.SHA256)
 	}
 }
+
+// TestNoDumpSummarised: an error line never carries thousands of names.
+func TestNoDumpSummarised(t *testing.T) {
+	cands := make([]Candidate, 3000)
+	for i := range cands {
+		cands[i] = Candidate{Source: `Windows\Minidump\` + strconv.Itoa(i) + ".dmp", Summary: "invalid: not a kernel dump"}
+	}
+	im := openHostile(t, "minionly.qcow2")
+	msg := noDump(im, cands, "minidump").Error()
+	if !strings.Contains(msg, "and 2997 more (see --list)") || strings.Count(msg, ".dmp") > 4 || strings.Contains(msg, "\n") {
+		t.Fatalf("%d bytes: %.300s…", len(msg), msg)
+	}
+}

@@ -133,3 +133,33 @@ func TestPullOutAndCorruption(t *testing.T) {
 		}
 	}
 }
+
+// TestPullJSONExactNames: JSON carries every name exactly as stored (control characters
+// encoded by JSON), where the text output escapes them.
+func TestPullJSONExactNames(t *testing.T) {
+	stdout, stderr, code := runCrashkey(t, "pull", hostileFixtures+"hostile.qcow2", "--list", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Candidates []struct{ Source string } `json:"candidates"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"Windows\\Minidump\\esc\x1b]0;owned\a\x1b[2J.dmp": false, "Windows\\Minidump\\new\nline.dmp": false,
+		`Windows\Minidump\..\..\evil.dmp`: false, `Windows\Minidump\Case.dmp`: false, `Windows\Minidump\CASE.dmp`: false}
+	for _, c := range doc.Candidates {
+		if _, ok := want[c.Source]; ok {
+			want[c.Source] = true
+		}
+	}
+	for n, seen := range want {
+		if !seen {
+			t.Errorf("%q missing from the JSON list", n)
+		}
+	}
+	if strings.Contains(stdout, "\x1b") {
+		t.Error("raw ESC in JSON output")
+	}
+}
