@@ -103,14 +103,14 @@ func Pull(ctx context.Context, img *disk.Image, opts Options) (*Result, error) {
 		}
 		return res, nil
 	}
-	cands, err := list(fs, opts.Sources, !opts.Minidumps, opts.Minidumps)
+	cands, err := list(ctx, fs, opts.Sources, !opts.Minidumps, opts.Minidumps)
 	if err != nil {
 		return nil, err
 	}
 	best, err := newest(img, cands)
 	if err != nil {
 		if !opts.Minidumps {
-			err = withMinidumpHint(fs, img, opts.Sources, err)
+			err = withMinidumpHint(ctx, fs, img, opts.Sources, err)
 		}
 		return nil, err
 	}
@@ -119,11 +119,11 @@ func Pull(ctx context.Context, img *disk.Image, opts Options) (*Result, error) {
 
 // withMinidumpHint adds to a "no dump found" error how many valid minidumps there are and
 // the command that pulls them.
-func withMinidumpHint(fs *disk.FS, img *disk.Image, src Sources, err error) error {
+func withMinidumpHint(ctx context.Context, fs *disk.FS, img *disk.Image, src Sources, err error) error {
 	if !errors.Is(err, ErrNoDump) {
 		return err
 	}
-	minis, lerr := list(fs, src, false, true)
+	minis, lerr := list(ctx, fs, src, false, true)
 	if lerr != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func PullMinidumps(ctx context.Context, img *disk.Image, opts Options) ([]*Resul
 	if err != nil {
 		return nil, err
 	}
-	cands, err := list(fs, opts.Sources, false, true)
+	cands, err := list(ctx, fs, opts.Sources, false, true)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@
 package pull
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -105,11 +106,17 @@ type lookupPath struct {
 // that exist, valid or not, sorted by kind (memory dumps, pagefile and dedicated dump file,
 // minidumps), valid before invalid, then newest first.
 func List(img *disk.Image, src Sources) ([]Candidate, error) {
+	return ListContext(context.Background(), img, src)
+}
+
+// ListContext is List, stopped (with ctx's error) when ctx is done: a walk through a
+// directory of many thousands of minidumps ends within moments of Ctrl-C.
+func ListContext(ctx context.Context, img *disk.Image, src Sources) ([]Candidate, error) {
 	fs, err := img.WindowsVolume()
 	if err != nil {
 		return nil, err
 	}
-	return list(fs, src, true, true)
+	return list(ctx, fs, src, true, true)
 }
 
 func cleanOr(p, def string) (string, error) {
@@ -123,7 +130,7 @@ func cleanOr(p, def string) (string, error) {
 	return c, nil
 }
 
-func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
+func list(ctx context.Context, fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 	var paths []lookupPath
 	if full || mini { // a pagefile may hold a minidump too
 		df, err := cleanOr(src.DumpFile, DefaultDumpFile)
@@ -181,6 +188,9 @@ func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 		for _, d := range dirs {
 			// Streamed: linear in the directory's size, one entry in memory at a time.
 			err := fs.ReadDirFunc(d, func(e disk.DirEntry) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				if !e.IsDir && strings.EqualFold(pathExt(e.Name), ".dmp") {
 					add(examineEntry(fs, e, KindMinidump))
 				}

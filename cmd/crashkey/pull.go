@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -104,7 +105,7 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 	}
 	src := pull.Sources{DumpFile: fl.dumpFile, MinidumpDir: fl.minidumpDir, DedicatedDumpFile: fl.dedicat}
 	if fl.list {
-		return pullList(stdout, img, src, fl)
+		return pullList(cmd.Context(), stdout, img, src, fl)
 	}
 	opts := pull.Options{OutDir: fl.out, Path: fl.path, Force: fl.force, MaxSize: maxSize, Sources: src}
 	bar := newPullProgress(stderr)
@@ -155,8 +156,8 @@ func printPullResult(w io.Writer, r *pull.Result) {
 	}
 }
 
-func pullList(w io.Writer, img *disk.Image, src pull.Sources, fl pullFlags) error {
-	cands, err := pull.List(img, src)
+func pullList(ctx context.Context, w io.Writer, img *disk.Image, src pull.Sources, fl pullFlags) error {
+	cands, err := pull.ListContext(ctx, img, src)
 	if err != nil {
 		return pullErr(err, fl)
 	}
