@@ -47,6 +47,8 @@ func TestPullGolden(t *testing.T) {
 		{name: "minidumps-hostile", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--minidumps"}},
 		{name: "pull-huge", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--path", `Windows\Temp\huge.bin`}, code: ExitUsage},
 		{name: "pull-minidumps-only", args: []string{"pull", hostileFixtures + "minionly.qcow2"}, code: ExitNo},
+		// No \Windows volume: exit 1 ("the answer is no"), as preflight.
+		{name: "list-no-windows", args: []string{"pull", pullFixtures + "tiny.qcow2", "--list"}, code: ExitNo},
 		{name: "pull-bad-max-size", args: []string{"pull", hostileFixtures + "hostile.qcow2", "--max-size", "lots"}, code: ExitUsage},
 	}
 	for _, tt := range tests {
