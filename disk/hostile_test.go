@@ -280,4 +280,3 @@ func BenchmarkMinidumps(b *testing.B) {
 		})
 	}
 }
-
