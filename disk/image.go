@@ -189,6 +189,9 @@ func (im *Image) load() error {
 		}
 		im.vols = append(im.vols, im.probe(p))
 	}
+	if err := im.ctx.Err(); err != nil {
+		return fmt.Errorf("image %s: %w", im.path, err)
+	}
 	return nil
 }
 

@@ -81,12 +81,11 @@ func (f *FS) guard(op, path string, fn func() error) (err error) {
 			}
 			return
 		}
-		if f.im.corruptN.Load() == n0 || errors.Is(err, ErrCorruptImage) ||
-			errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if f.im.corruptN.Load() == n0 || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return
 		}
 		cause := f.im.lastCorrupt()
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrCorruptImage) {
 			err = fmt.Errorf("%w (then: %v)", cause, err)
 		} else {
 			err = cause
@@ -247,9 +246,9 @@ type dirent struct {
 
 // Bounds on a directory walk: a hostile index cannot make it run for hours or fill memory.
 const (
-	// maxIndexBlocks bounds the index blocks of one directory (4 GiB of 4 KiB blocks, room
-	// for tens of millions of names).
-	maxIndexBlocks = 1 << 20
+	// maxIndexBlocks bounds the index blocks of one directory: 256 MiB of 4 KiB blocks, room
+	// for about two million names, read in a few seconds at most.
+	maxIndexBlocks = 1 << 16
 	// ctxCheckEvery is how many entries are handled between two checks of the context.
 	ctxCheckEvery = 256
 )
@@ -257,8 +256,8 @@ const (
 // errStopWalk ends a directory walk early without an error.
 var errStopWalk = errors.New("stop walk")
 
-// walkDir calls fn for every name in the $I30 index of the directory record mft, in index
-// order, without collecting them: memory stays bounded by one index block whatever the
+// walkDir calls fn for every name in the $I30 index of the directory record mft, node by
+// node in disk order, without collecting them: memory stays bounded by one index block whatever the
 // directory's size. DOS 8.3 aliases (which always come with a long name of the same
 // record) are left out. The walk reads only the index blocks that the index's $BITMAP
 // marks in use, is bounded by the volume's size and maxIndexBlocks, and stops when the
@@ -336,19 +335,18 @@ func (f *FS) walkDir(mft *parser.MFT_ENTRY, fn func(dirent) error) error {
 	if blocks > maxIndexBlocks {
 		return fmt.Errorf("%w: directory index of %d blocks is larger than crashkey reads (%d)", ErrCorruptFS, blocks, maxIndexBlocks)
 	}
-	var used []byte // the $I30 bitmap: which blocks are in use (nil: read them all)
+	// The $I30 bitmap says which blocks are in use; blocks past its end are not. Without
+	// one (a damaged directory) every block is read, within the budget above.
+	var used []byte
 	if bitmap != nil {
-		need := (blocks + 7) / 8
-		if bs := bitmap.DataSize(); bs >= need && bs <= need+4096 {
-			used = make([]byte, need)
-			if k, _ := bitmap.Data(f.ctx).ReadAt(used, 0); int64(k) < need {
-				used = nil
-			}
-		}
+		n := min((blocks+7)/8, max(bitmap.DataSize(), 0))
+		used = make([]byte, n)
+		k, _ := bitmap.Data(f.ctx).ReadAt(used, 0)
+		used = used[:k]
 	}
 	r := alloc.Data(f.ctx)
 	for blk := int64(0); blk < blocks; blk++ {
-		if used != nil && used[blk/8]&(1<<(blk%8)) == 0 {
+		if used != nil && (blk/8 >= int64(len(used)) || used[blk/8]&(1<<(blk%8)) == 0) {
 			continue
 		}
 		if blk%ctxCheckEvery == 0 {
@@ -357,8 +355,14 @@ func (f *FS) walkDir(mft *parser.MFT_ENTRY, fn func(dirent) error) error {
 			}
 		}
 		h, err := parser.DecodeSTANDARD_INDEX_HEADER(f.ctx, r, blk*blockSize, blockSize)
+		if err == nil && !h.MagicNumber().IsValid() {
+			err = errors.New("no INDX signature")
+		}
 		if err != nil {
-			continue
+			if used == nil {
+				continue // no bitmap: an unused block, probably
+			}
+			return fmt.Errorf("%w: index block %d (in use) of the directory is damaged: %v", ErrCorruptFS, blk, err)
 		}
 		if err := emit(h.Node().GetRecords(f.ctx)); err != nil {
 			return err
@@ -564,8 +568,8 @@ func (f *FS) ReadDir(path string) ([]DirEntry, error) {
 	return out, nil
 }
 
-// ReadDirFunc calls fn for every entry of a directory, in index order (NTFS's collation:
-// case-insensitive by name), as it reads them: the walk is linear in the directory's size
+// ReadDirFunc calls fn for every entry of a directory, in the order the index stores them
+// (B-tree nodes in disk order: not sorted), as it reads them: the walk is linear in the directory's size
 // and its memory bounded whatever that size. Entries whose record was deleted or reused are
 // left out, as are DOS 8.3 aliases and ".". An error from fn stops the walk and is returned
 // as it is. Open an entry with [FS.OpenEntry], which does not walk the path again.
