@@ -10,7 +10,11 @@
 //	fmt.Println(res.Output, res.SHA256)
 //
 // Pull never writes to the image. It streams with constant memory, writes a temporary file
-// next to the output and renames it into place, and leaves nothing behind on failure.
+// next to the output and renames it into place, and leaves nothing behind on failure. The
+// image is untrusted: a dump is cut to the length its header gives, an output is bounded by
+// Options.MaxSize and the free space of the output directory, sparse runs stay holes, names
+// are mapped to safe local names (Result.Renamed says when), and Force never replaces a file
+// of the image's backing chain or one a running QEMU holds.
 package pull
 
 import (
