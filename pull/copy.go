@@ -221,14 +221,10 @@ func noDump(img *disk.Image, cands []Candidate, what string) error {
 		return fmt.Errorf("pull: %w in %s: none of %s exists (the guest may not have crashed, dumps may be disabled, or they are on another volume: see --list and --partition)", ErrNoDump, img.Path(), where)
 	}
 	var why []string
-	var corrupt error
 	for _, c := range cands {
 		why = append(why, fmt.Sprintf(`\%s: %s`, c.Source, c.Summary))
-		if corrupt == nil && c.err != nil && isCorrupt(c.err) {
-			corrupt = c.err
-		}
 	}
-	if corrupt != nil {
+	if corrupt := Damage(cands); corrupt != nil {
 		return fmt.Errorf("pull: %w in %s, because the image is damaged: %w", ErrNoDump, img.Path(), corrupt)
 	}
 	return fmt.Errorf("pull: %w in %s: %s", ErrNoDump, img.Path(), summarise(why, 3))

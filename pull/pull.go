@@ -173,7 +173,13 @@ func list(ctx context.Context, fs *disk.FS, src Sources, full, mini bool) ([]Can
 			continue
 		}
 		if err != nil {
-			return nil, err
+			// A damaged pagefile.sys must not hide a good MEMORY.DMP: keep the failure as a
+			// candidate (noDump reports the corruption when nothing else is usable).
+			c = Candidate{Source: p.path, Volume: fs.Volume().Index, Kind: p.kind, record: -1, err: err}
+			c.Problem = "cannot be read: " + err.Error()
+			c.Summary = "invalid: " + c.Problem
+			add(c)
+			continue
 		}
 		if !full && c.DumpType != dump.TypeTriage.String() {
 			continue // only minidumps were asked for
@@ -201,6 +207,14 @@ func list(ctx context.Context, fs *disk.FS, src Sources, full, mini bool) ([]Can
 				return nil
 			})
 			if errors.Is(err, disk.ErrNotFound) || errors.Is(err, disk.ErrBadPath) {
+				continue
+			}
+			if err != nil && isCorrupt(err) {
+				// A damaged folder must not hide the dumps found elsewhere (or in it so far).
+				c := Candidate{Source: d, Volume: fs.Volume().Index, Kind: KindMinidump, record: -1, err: err}
+				c.Problem = "the folder cannot be read: " + err.Error()
+				c.Summary = "invalid: " + c.Problem
+				add(c)
 				continue
 			}
 			if err != nil {
@@ -357,6 +371,17 @@ func pullSize(c *Candidate, h dump.Header, r io.ReaderAt) int64 {
 		return required
 	}
 	return c.Size
+}
+
+// Damage returns the first error by which a damaged image or file system made one of cands
+// unreadable, or nil.
+func Damage(cands []Candidate) error {
+	for _, c := range cands {
+		if c.err != nil && isCorrupt(c.err) {
+			return c.err
+		}
+	}
+	return nil
 }
 
 // isCorrupt reports an error that comes from a damaged image or file system (as opposed to

@@ -215,14 +215,30 @@ func pullList(ctx context.Context, w io.Writer, img *disk.Image, src pull.Source
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tSIZE\tMODIFIED (UTC)\tSOURCE\tSUMMARY")
 		for _, c := range cands {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\\%s\t%s\n", c.Kind, c.Size, c.ModTime.UTC().Format("2006-01-02 15:04:05"), termsafe.String(c.Source), termsafe.String(c.Summary))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\\%s\t%s\n", c.Kind, c.Size, modTime(c.ModTime), termsafe.String(c.Source), termsafe.String(c.Summary))
 		}
 		tw.Flush()
 	}
-	if valid == 0 {
-		return quietError{ExitNo}
+	return listVerdict(cands, valid)
+}
+
+func modTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
-	return nil
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// listVerdict is --list's exit: 0 with a valid dump; else 3 when a damaged image made a
+// candidate unreadable (one error line), else 1.
+func listVerdict(cands []pull.Candidate, valid int) error {
+	if valid > 0 {
+		return nil
+	}
+	if err := pull.Damage(cands); err != nil {
+		return failedErr(fmt.Errorf("pull: no valid dump, because the image is damaged: %w", err))
+	}
+	return quietError{ExitNo}
 }
 
 // pullListJSON writes the --list --json document.
@@ -239,10 +255,7 @@ func pullListJSON(w io.Writer, img *disk.Image, volume int, cands []pull.Candida
 	if err := writeJSON(w, doc); err != nil {
 		return err
 	}
-	if valid == 0 {
-		return quietError{ExitNo}
-	}
-	return nil
+	return listVerdict(cands, valid)
 }
 
 // pullErr maps library errors to exit codes. Corruption comes first: a damaged image that

@@ -134,6 +134,19 @@ func TestPullOutAndCorruption(t *testing.T) {
 			}
 		}
 	}
+	// Cut inside the Minidump folder's index and the dumps' data: --list still shows
+	// MEMORY.DMP (its header is intact) and every minidump, the damaged folder as a line of its
+	// own; pulling the dump fails with exit 3.
+	img := filepath.Join(t.TempDir(), "truncated.qcow2")
+	os.WriteFile(img, b[:700000], 0o644)
+	stdout, stderr, code := runCrashkey(t, "pull", img, "--list")
+	if code != ExitOK || !strings.Contains(stdout, `\Windows\MEMORY.DMP`) || !strings.Contains(stdout, "112026-9015-01.dmp") ||
+		!strings.Contains(stdout, "the folder cannot be read") {
+		t.Errorf("--list: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, stderr, code := runCrashkey(t, "pull", img, "--out", t.TempDir()); code != ExitFailed || !strings.Contains(stderr, "corrupt image") {
+		t.Errorf("pull: exit %d, %s", code, stderr)
+	}
 }
 
 // TestPullJSONExactNames: JSON carries every name exactly as stored (control characters
