@@ -127,7 +127,11 @@ func TestPullOutAndCorruption(t *testing.T) {
 	for _, n := range []int{300000, 600000} {
 		img := filepath.Join(t.TempDir(), "truncated.qcow2")
 		os.WriteFile(img, b[:n], 0o644)
-		for _, args := range [][]string{{"pull", img, "--out", t.TempDir()}, {"pull", img, "--list"}} {
+		runs := [][]string{{"pull", img, "--out", t.TempDir()}}
+		if n == 300000 { // the partition table is gone too: --list cannot list anything
+			runs = append(runs, []string{"pull", img, "--list"})
+		}
+		for _, args := range runs {
 			_, stderr, code := runCrashkey(t, args...)
 			if code != ExitFailed || !strings.Contains(stderr, "corrupt image") || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("%v (first %d bytes): exit %d, stderr %q; want exit 3 and one line naming the corrupt image", args, n, code, stderr)
