@@ -85,7 +85,7 @@ type FileSource struct {
 
 // OpenFile opens a local image file or block device read-only for [OpenSource]. It opens
 // with O_NONBLOCK, so that a FIFO never blocks, and refuses anything but a regular file or
-// a block device with one clear error.
+// a block device with one clear error wrapping ErrUnsupportedFormat.
 func OpenFile(path string) (*FileSource, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -98,7 +98,7 @@ func OpenFile(path string) (*FileSource, error) {
 	}
 	if kind := fileKind(st.Mode); kind != "" {
 		_ = unix.Close(fd)
-		return nil, fmt.Errorf("%s is %s, not a disk image (crashkey reads regular files and block devices only)", path, kind)
+		return nil, fmt.Errorf("%w: %s is %s, not a disk image (crashkey reads regular files and block devices only)", ErrUnsupportedFormat, path, kind)
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
 		_ = unix.Close(fd)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -101,13 +100,13 @@ func PreflightImage(ctx context.Context, img *disk.Image, opts PreflightOptions)
 
 // isHiveFile reports whether the file at path starts with the "regf" signature.
 func isHiveFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := disk.OpenFile(path) // never blocks on a FIFO; refuses what is no file or device
 	if err != nil {
 		return false
 	}
 	defer f.Close()
 	var b [4]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
+	if _, err := f.ReadAt(b[:], 0); err != nil {
 		return false
 	}
 	return bytes.Equal(b[:], []byte("regf"))
