@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,8 +21,9 @@ import (
 var (
 	// ErrNotFound: no such file or directory (it also matches fs.ErrNotExist).
 	ErrNotFound error = notFound{}
-	// ErrCorruptFS: the NTFS structures are damaged (or go-ntfs panicked on them).
-	ErrCorruptFS = errors.New("corrupt NTFS file system")
+	// ErrCorruptFS: the NTFS structures are damaged (or go-ntfs panicked on them). It also
+	// matches ErrCorruptImage.
+	ErrCorruptFS error = &kindError{"corrupt NTFS file system", ErrCorruptImage}
 	// ErrNoExtents: the file's bytes do not lie on the disk as they read (resident in the
 	// MFT record or NTFS-compressed), so Extents cannot describe them.
 	ErrNoExtents = errors.New("file has no plain on-disk extents")
@@ -57,19 +59,36 @@ type FileInfo struct {
 	Size    int64     `json:"size"`     // bytes of the unnamed $DATA stream; 0 for directories
 	ModTime time.Time `json:"mod_time"` // last write time ($STANDARD_INFORMATION), UTC
 	Record  int64     `json:"record"`   // MFT record number
+
+	seq uint16 // the record's sequence number, for OpenEntry
 }
 
 // DirEntry is one entry of a directory listing.
 type DirEntry = FileInfo
 
 // guard runs fn and turns a panic inside go-ntfs into an error naming the image and path.
+//
+// When the image met corruption while fn ran (a read past the end of the image or of the
+// volume), that corruption is what stopped fn, whatever fn made of the bytes it got: the
+// error then wraps ErrCorruptImage and says what was damaged.
 func (f *FS) guard(op, path string, fn func() error) (err error) {
+	n0 := f.im.corruptN.Load()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("ntfs: %s %s on volume %d of %s: %w (go-ntfs panicked: %v)", op, displayPath(path), f.vol.Index, f.im.path, ErrCorruptFS, r)
 			if debugPanics {
 				err = fmt.Errorf("%w\n%s", err, debug.Stack())
 			}
+			return
+		}
+		if f.im.corruptN.Load() == n0 || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+		cause := f.im.lastCorrupt()
+		if err != nil && !errors.Is(err, ErrCorruptImage) {
+			err = fmt.Errorf("%w (then: %v)", cause, err)
+		} else {
+			err = cause
 		}
 	}()
 	return fn()
@@ -77,10 +96,44 @@ func (f *FS) guard(op, path string, fn func() error) (err error) {
 
 var debugPanics = false
 
+// kindError is a sentinel error that also matches a broader one.
+type kindError struct {
+	msg    string
+	parent error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.parent }
+
+// volReader reads one volume of the image. A read that starts past the volume's end can
+// only come from damaged metadata (a run or an MFT position outside the volume): it is
+// recorded as corruption of the image, so that the operation reports it.
+type volReader struct {
+	im          *Image
+	start, size int64
+	index       int
+}
+
+func (r *volReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= r.size {
+		r.im.noteCorrupt(fmt.Errorf("%w: NTFS metadata points to byte %d, past the end of the %d-byte volume %d", ErrCorruptFS, off, r.size, r.index))
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > r.size-off {
+		p = p[:r.size-off]
+	}
+	n, err := r.im.ReadAt(p, r.start+off)
+	if err == nil && n < want {
+		err = io.EOF
+	}
+	return n, err
+}
+
 func openNTFS(im *Image, v Volume) (*FS, error) {
 	f := &FS{im: im, vol: v}
 	err := f.guard("open volume", `\`, func() error {
-		paged, err := parser.NewPagedReader(io.NewSectionReader(im, v.Start, v.Size), pagedPageSize, pagedCachePages)
+		paged, err := parser.NewPagedReader(&volReader{im: im, start: v.Start, size: v.Size, index: v.Index}, pagedPageSize, pagedCachePages)
 		if err != nil {
 			return err
 		}
@@ -189,71 +242,137 @@ type dirent struct {
 	name   string
 	record int64
 	seq    uint16 // sequence number the index entry expects the record to have
-	dos    bool   // a DOS 8.3-only name
 }
 
-// entries lists the $I30 index of a directory record, bounded in work and memory.
-func (f *FS) entries(mft *parser.MFT_ENTRY) ([]dirent, error) {
-	var out []dirent
-	seen := map[string]bool{}
-	add := func(recs []*parser.INDEX_RECORD_ENTRY) error {
-		for _, r := range recs {
-			fn := r.File()
-			name := fn.Name()
-			ref := int64(r.MftReference() & 0xFFFFFFFFFFFF)
-			if name == "" || ref < 0 {
-				continue
-			}
-			key := fmt.Sprintf("%d/%s", ref, name)
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			out = append(out, dirent{name: name, record: ref, seq: r.Seq_num(), dos: fn.NameType().Name == "DOS"})
-			if len(out) > maxDirEntries {
-				return fmt.Errorf("%w: directory has more than %d entries", ErrCorruptFS, maxDirEntries)
-			}
-		}
-		return nil
-	}
+// Bounds on a directory walk: a hostile index cannot make it run for hours or fill memory.
+const (
+	// maxIndexBlocks bounds the index blocks of one directory: 256 MiB of 4 KiB blocks, room
+	// for about two million names, read in a few seconds at most.
+	maxIndexBlocks = 1 << 16
+	// ctxCheckEvery is how many entries are handled between two checks of the context.
+	ctxCheckEvery = 256
+)
+
+// errStopWalk ends a directory walk early without an error.
+var errStopWalk = errors.New("stop walk")
+
+// walkDir calls fn for every name in the $I30 index of the directory record mft, node by
+// node in disk order, without collecting them: memory stays bounded by one index block whatever the
+// directory's size. DOS 8.3 aliases (which always come with a long name of the same
+// record) are left out. The walk reads only the index blocks that the index's $BITMAP
+// marks in use, is bounded by the volume's size and maxIndexBlocks, and stops when the
+// image's context is cancelled. fn returning errStopWalk ends it without an error.
+func (f *FS) walkDir(mft *parser.MFT_ENTRY, fn func(dirent) error) error {
+	var root, alloc, bitmap *parser.NTFS_ATTRIBUTE
 	isDir := false
 	for _, a := range mft.EnumerateAttributes(f.ctx) {
 		switch a.Type().Value {
-		case parser.ATTR_TYPE_INDEX_ROOT:
-			isDir = true
+		case parser.ATTR_TYPE_INDEX_ROOT, parser.ATTR_TYPE_INDEX_ALLOCATION, attrBitmap:
+			if a.Type().Value != attrBitmap {
+				isDir = true
+			}
 			if a.Name() != "$I30" {
 				continue
 			}
-			root := f.ctx.Profile.INDEX_ROOT(a.Data(f.ctx), 0)
-			if err := add(root.Node().GetRecords(f.ctx)); err != nil {
-				return nil, err
-			}
-		case parser.ATTR_TYPE_INDEX_ALLOCATION:
-			isDir = true
-			if a.Name() != "$I30" {
-				continue
-			}
-			size := a.DataSize()
-			if size < 0 || size > f.vol.Size {
-				return nil, fmt.Errorf("%w: directory index of %d bytes is larger than the volume", ErrCorruptFS, size)
-			}
-			r := a.Data(f.ctx)
-			for off := int64(0); off < size; off += indexBlockSize {
-				h, err := parser.DecodeSTANDARD_INDEX_HEADER(f.ctx, r, off, indexBlockSize)
-				if err != nil {
-					continue
-				}
-				if err := add(h.Node().GetRecords(f.ctx)); err != nil {
-					return nil, err
-				}
+			switch a.Type().Value {
+			case parser.ATTR_TYPE_INDEX_ROOT:
+				root = a
+			case parser.ATTR_TYPE_INDEX_ALLOCATION:
+				alloc = a
+			default:
+				bitmap = a
 			}
 		}
 	}
 	if !isDir {
-		return nil, errNotDir
+		return errNotDir
 	}
-	return out, nil
+	n := 0
+	emit := func(recs []*parser.INDEX_RECORD_ENTRY) error {
+		for _, r := range recs {
+			if n++; n%ctxCheckEvery == 0 {
+				if err := f.im.ctx.Err(); err != nil {
+					return err
+				}
+			}
+			fn1 := r.File()
+			if fn1.NameType().Name == "DOS" {
+				continue
+			}
+			name := fn1.Name()
+			ref := int64(r.MftReference() & 0xFFFFFFFFFFFF)
+			if name == "" {
+				continue
+			}
+			if err := fn(dirent{name: name, record: ref, seq: r.Seq_num()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	blockSize := int64(indexBlockSize)
+	if root != nil {
+		data := root.Data(f.ctx)
+		var hdr [16]byte
+		if _, err := data.ReadAt(hdr[:], 0); err == nil {
+			if bs := int64(binary.LittleEndian.Uint32(hdr[8:])); bs >= 512 && bs <= 64<<10 && bs&(bs-1) == 0 {
+				blockSize = bs
+			}
+		}
+		ir := f.ctx.Profile.INDEX_ROOT(data, 0)
+		if err := emit(ir.Node().GetRecords(f.ctx)); err != nil {
+			return err
+		}
+	}
+	if alloc == nil {
+		return nil
+	}
+	size := alloc.DataSize()
+	if size < 0 || size > f.vol.Size {
+		return fmt.Errorf("%w: directory index of %d bytes is larger than the %d-byte volume", ErrCorruptFS, size, f.vol.Size)
+	}
+	blocks := (size + blockSize - 1) / blockSize
+	if blocks > maxIndexBlocks {
+		return fmt.Errorf("%w: directory index of %d blocks is larger than crashkey reads (%d)", ErrCorruptFS, blocks, maxIndexBlocks)
+	}
+	// The $I30 bitmap says which blocks are in use; blocks past its end are not. Without
+	// one (a damaged directory) every block is read, within the budget above.
+	var used []byte
+	if bitmap != nil {
+		n := min((blocks+7)/8, max(bitmap.DataSize(), 0))
+		used = make([]byte, n)
+		k, _ := bitmap.Data(f.ctx).ReadAt(used, 0)
+		used = used[:k]
+	}
+	r := alloc.Data(f.ctx)
+	for blk := int64(0); blk < blocks; blk++ {
+		if used != nil && (blk/8 >= int64(len(used)) || used[blk/8]&(1<<(blk%8)) == 0) {
+			continue
+		}
+		if blk%ctxCheckEvery == 0 {
+			if err := f.im.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		h, err := parser.DecodeSTANDARD_INDEX_HEADER(f.ctx, r, blk*blockSize, blockSize)
+		if err == nil && !h.MagicNumber().IsValid() {
+			err = errors.New("no INDX signature")
+		}
+		if err != nil {
+			if used == nil {
+				continue // no bitmap: an unused block, probably
+			}
+			return fmt.Errorf("%w: index block %d (in use) of the directory is damaged: %v", ErrCorruptFS, blk, err)
+		}
+		if err := emit(h.Node().GetRecords(f.ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// attrBitmap is the $BITMAP attribute type.
+const attrBitmap = 0xB0
 
 var errNotDir = errors.New("not a directory")
 
@@ -261,6 +380,42 @@ type notFound struct{}
 
 func (notFound) Error() string        { return "no such file or directory" }
 func (notFound) Is(target error) bool { return target == fs.ErrNotExist }
+
+// find looks name up in the directory record mft with one linear, streaming walk. Index
+// entries whose record was deleted or reused are skipped; a record that is damaged (no FILE
+// signature, a broken fixup) is corruption and reported as such when nothing else matches.
+func (f *FS) find(mft *parser.MFT_ENTRY, name string) (dirent, *parser.MFT_ENTRY, error) {
+	var found dirent
+	var fm *parser.MFT_ENTRY
+	var stale, corrupt error
+	err := f.walkDir(mft, func(e dirent) error {
+		if !strings.EqualFold(e.name, name) {
+			return nil
+		}
+		m, err := f.entryRecord(e)
+		if err != nil {
+			if errors.Is(err, errStale) {
+				stale = err
+			} else {
+				corrupt = err
+			}
+			return nil
+		}
+		found, fm = e, m
+		return errStopWalk
+	})
+	switch {
+	case fm != nil:
+		return found, fm, nil
+	case err != nil && !errors.Is(err, errStopWalk):
+		return dirent{}, nil, err
+	case corrupt != nil:
+		return dirent{}, nil, fmt.Errorf("%w: %v", ErrCorruptFS, corrupt)
+	case stale != nil:
+		return dirent{}, nil, fmt.Errorf("%w (a stale index entry: %v)", ErrNotFound, stale)
+	}
+	return dirent{}, nil, ErrNotFound
+}
 
 // lookup walks a cleaned path from the root and returns the MFT record of its last part.
 // It also returns the stored name of that part and the path spelled as stored.
@@ -270,45 +425,27 @@ func (f *FS) lookup(clean string) (int64, *parser.MFT_ENTRY, string, string, err
 	if err != nil {
 		return 0, nil, "", "", fmt.Errorf("%w: root directory: %v", ErrCorruptFS, err)
 	}
-	name := `\`
 	if clean == "" {
 		return rec, mft, "", "", nil
 	}
+	name := `\`
 	var canon []string
 	for _, comp := range strings.Split(clean, `\`) {
-		ents, err := f.entries(mft)
+		e, m, err := f.find(mft, comp)
 		if errors.Is(err, errNotDir) {
 			return 0, nil, "", "", fmt.Errorf("%w (%s is not a directory)", ErrNotFound, name)
 		}
 		if err != nil {
 			return 0, nil, "", "", err
 		}
-		// Prefer long names to DOS aliases; skip stale entries (deleted or reused records).
-		sort.SliceStable(ents, func(i, j int) bool { return !ents[i].dos && ents[j].dos })
-		var lastErr error
-		found := false
-		for _, e := range ents {
-			if !strings.EqualFold(e.name, comp) {
-				continue
-			}
-			m, err := f.entryRecord(e)
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			rec, name, mft, found = e.record, e.name, m, true
-			break
-		}
-		if !found {
-			if lastErr != nil {
-				return 0, nil, "", "", fmt.Errorf("%w (a stale index entry: %v)", ErrNotFound, lastErr)
-			}
-			return 0, nil, "", "", ErrNotFound
-		}
+		rec, name, mft = e.record, e.name, m
 		canon = append(canon, name)
 	}
 	return rec, mft, name, strings.Join(canon, `\`), nil
 }
+
+// errStale marks an index entry whose record was deleted or reused.
+var errStale = errors.New("stale index entry")
 
 // entryRecord reads the record an index entry points to and checks that it is the record
 // the entry was written for (same sequence number), not a deleted or reused one.
@@ -318,7 +455,7 @@ func (f *FS) entryRecord(e dirent) (*parser.MFT_ENTRY, error) {
 		return nil, err
 	}
 	if seq := m.Sequence_value(); e.seq != 0 && seq != e.seq {
-		return nil, fmt.Errorf("MFT record %d has sequence number %d, the index entry for %q expects %d", e.record, seq, e.name, e.seq)
+		return nil, fmt.Errorf("%w: MFT record %d has sequence number %d, the index entry for %q expects %d", errStale, e.record, seq, e.name, e.seq)
 	}
 	return m, nil
 }
@@ -338,7 +475,7 @@ func (f *FS) record(id int64) (*parser.MFT_ENTRY, error) {
 		return nil, fmt.Errorf("MFT record %d: %v", id, err)
 	}
 	if flags[0]&1 == 0 {
-		return nil, fmt.Errorf("MFT record %d is not in use (a deleted file?)", id)
+		return nil, fmt.Errorf("%w: MFT record %d is not in use (a deleted file?)", errStale, id)
 	}
 	return m, nil
 }
@@ -411,15 +548,37 @@ func (f *FS) Stat(path string) (FileInfo, error) {
 	return fi, nil
 }
 
-// ReadDir lists a directory, sorted by name (case-insensitively). DOS 8.3 aliases of
-// entries that also have a long name are left out; "." and the NTFS metafiles ($MFT, …)
-// of the root are kept.
+// ReadDir lists a directory, sorted by name (case-insensitively). DOS 8.3 aliases are left
+// out; the NTFS metafiles ($MFT, …) of the root are kept. It holds the whole listing in
+// memory and refuses directories of more than 1,048,576 entries: use [FS.ReadDirFunc] to
+// walk a directory of any size in bounded memory.
 func (f *FS) ReadDir(path string) ([]DirEntry, error) {
-	clean, err := CleanPath(path)
+	var out []DirEntry
+	err := f.ReadDirFunc(path, func(e DirEntry) error {
+		if len(out) >= maxDirEntries {
+			return fmt.Errorf("%w: more than %d entries; walk it with ReadDirFunc", ErrBadPath, maxDirEntries)
+		}
+		out = append(out, e)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var out []DirEntry
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out, nil
+}
+
+// ReadDirFunc calls fn for every entry of a directory, in the order the index stores them
+// (B-tree nodes in disk order: not sorted), as it reads them: the walk is linear in the directory's size
+// and its memory bounded whatever that size. Entries whose record was deleted or reused are
+// left out, as are DOS 8.3 aliases and ".". An error from fn stops the walk and is returned
+// as it is. Open an entry with [FS.OpenEntry], which does not walk the path again.
+func (f *FS) ReadDirFunc(path string, fn func(DirEntry) error) error {
+	clean, err := CleanPath(path)
+	if err != nil {
+		return err
+	}
+	var fnErr error
 	err = f.guard("list", clean, func() error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -427,50 +586,79 @@ func (f *FS) ReadDir(path string) ([]DirEntry, error) {
 		if err != nil {
 			return err
 		}
-		ents, err := f.entries(mft)
-		if errors.Is(err, errNotDir) {
-			return fmt.Errorf("%w: not a directory", ErrBadPath)
-		}
-		if err != nil {
-			return err
-		}
-		byRec := map[int64]dirent{}
-		var order []int64
-		for _, e := range ents {
-			old, ok := byRec[e.record]
-			if !ok {
-				order = append(order, e.record)
-			}
-			if !ok || (old.dos && !e.dos) {
-				byRec[e.record] = e
-			}
-		}
-		for _, rec := range order {
-			e := byRec[rec]
+		err = f.walkDir(mft, func(e dirent) error {
 			if e.name == "." {
-				continue
+				return nil
 			}
 			m, err := f.entryRecord(e)
 			if err != nil {
-				continue // a stale or dangling index entry
+				return nil // a stale or dangling index entry
 			}
 			child := e.name
 			if canon != "" {
 				child = canon + `\` + e.name
 			}
-			fi, _, err := f.stat(rec, m, e.name, child)
+			fi, _, err := f.stat(e.record, m, e.name, child)
 			if err != nil {
 				return err
 			}
-			out = append(out, fi)
+			fi.seq = m.Sequence_value()
+			f.mu.Unlock()
+			err = fn(fi)
+			f.mu.Lock()
+			if err != nil {
+				fnErr = err
+				return errStopWalk
+			}
+			return nil
+		})
+		if errors.Is(err, errStopWalk) {
+			return nil
 		}
+		if errors.Is(err, errNotDir) {
+			return fmt.Errorf("%w: not a directory", ErrBadPath)
+		}
+		return err
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return f.pathErr("list", clean, err)
+	}
+	return nil
+}
+
+// OpenEntry opens a file that [FS.ReadDirFunc] or [FS.ReadDir] listed, by its MFT record,
+// without looking its path up again. It fails (ErrNotFound) when the record has been
+// reused since.
+func (f *FS) OpenEntry(e DirEntry) (*File, error) {
+	file := &File{fs: f}
+	err := f.guard("open", e.Path, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		m, err := f.entryRecord(dirent{name: e.Name, record: e.Record, seq: e.seq})
+		if errors.Is(err, errStale) {
+			return fmt.Errorf("%w (%v)", ErrNotFound, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorruptFS, err)
+		}
+		fi, data, err := f.stat(e.Record, m, e.Name, e.Path)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir {
+			return fmt.Errorf("%w: is a directory", ErrBadPath)
+		}
+		fi.seq = e.seq
+		file.info, file.data, file.mft = fi, data, m
 		return nil
 	})
 	if err != nil {
-		return nil, f.pathErr("list", clean, err)
+		return nil, f.pathErr("open", e.Path, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out, nil
+	return file, nil
 }
 
 // Open opens the unnamed data stream of the file at path (case-insensitive, `\` or `/`,

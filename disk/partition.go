@@ -42,17 +42,35 @@ const (
 )
 
 var gptTypeNames = map[string]string{
-	GUIDBasicData: "Microsoft basic data",
-	GUIDReserved:  "Microsoft reserved",
-	GUIDRecovery:  "Windows recovery",
-	GUIDESP:       "EFI system",
+	GUIDBasicData:                          "Microsoft basic data",
+	GUIDReserved:                           "Microsoft reserved",
+	GUIDRecovery:                           "Windows recovery",
+	GUIDESP:                                "EFI system",
+	"5808C8AA-7E8F-42E0-85D2-E1E90434CFB3": "Windows LDM metadata",
+	"AF9B60A0-1431-4F62-BC68-3311714A69AD": "Windows LDM data",
+	"E75CAF8F-F680-4CEE-AFA3-B001E56EFC2D": "Windows Storage Spaces",
+	"21686148-6449-6E6F-744E-656564454649": "BIOS boot",
+	"0FC63DAF-8483-4772-8E79-3D69D8477DE4": "Linux filesystem",
+	"E6D6D379-F507-44C2-A23C-238F2A3DF928": "Linux LVM",
+	"0657FD6D-A4AB-43C4-84E5-0933C84B4F4F": "Linux swap",
+	"A19D880F-05FC-4D3B-A006-743F0F84911E": "Linux RAID",
+	"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709": "Linux root (x86-64)",
+	"B921B045-1DF0-41C3-AF44-4C6F280D3FAE": "Linux root (ARM64)",
+	"933AC7E1-2EB4-4F13-B844-0E14E2AEF915": "Linux home",
+	"BC13C2FF-59E6-4262-A352-B275FD6F7172": "Linux extended boot",
+	"CA7D7CCB-63ED-4C53-861C-1742536059CC": "Linux LUKS",
+	"48465300-0000-11AA-AA11-00306543ECAC": "Apple HFS+",
+	"516E7CB6-6ECF-11D6-8FF8-00022D09712B": "FreeBSD data",
 }
 
 var mbrTypeNames = map[byte]string{
 	0x01: "FAT12", 0x04: "FAT16", 0x05: "extended", 0x06: "FAT16",
 	0x07: "NTFS/exFAT", 0x0B: "FAT32", 0x0C: "FAT32 (LBA)", 0x0E: "FAT16 (LBA)",
-	0x0F: "extended (LBA)", 0x27: "Windows recovery", 0x82: "Linux swap",
-	0x83: "Linux", 0x85: "Linux extended", 0xEE: "GPT protective",
+	0x0F: "extended (LBA)", 0x11: "hidden FAT12", 0x12: "OEM service", 0x17: "hidden NTFS",
+	0x1B: "hidden FAT32", 0x1C: "hidden FAT32 (LBA)", 0x27: "Windows recovery",
+	0x42: "Windows dynamic (LDM)", 0x82: "Linux swap", 0x83: "Linux", 0x85: "Linux extended",
+	0x8E: "Linux LVM", 0xA5: "FreeBSD", 0xEE: "GPT protective", 0xEF: "EFI system",
+	0xFD: "Linux RAID",
 }
 
 // ErrPartitionTable is wrapped by every error about a corrupt partition table.

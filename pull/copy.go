@@ -14,19 +14,29 @@ import (
 	"sync/atomic"
 
 	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/atomicfile"
+	"github.com/crashkey/crashkey/internal/units"
 )
 
 // Options control [Pull] and [PullMinidumps].
 type Options struct {
-	// OutDir is the directory the file is written to ("" means the current directory). The
-	// file keeps its name (MEMORY.DMP; a dump cut from a pagefile is named MEMORY.DMP too).
+	// OutDir is the directory the file is written to ("" means the current directory); it is
+	// created (mode 0755, with its parents) when missing. The file keeps its name as stored
+	// in the image (MEMORY.DMP, 112026-01.dmp), made safe for a local file system (see
+	// Result.Renamed); a dump cut from a pagefile or dedicated dump file is named MEMORY.DMP,
+	// a minidump cut from one PagefileMinidump or DedicatedMinidump.
 	OutDir string
 	// Path pulls this file (any file, whole) instead of looking for a dump.
 	Path string
 	// Minidumps makes Pull take the newest minidump instead of a full or kernel dump.
 	Minidumps bool
-	// Force overwrites an existing output file.
+	// Force overwrites an existing output file. It never replaces a file of the image's
+	// backing chain or a file a running QEMU holds.
 	Force bool
+	// MaxSize bounds each output file: a larger one is refused before anything is written
+	// (ErrTooLarge). 0 means DefaultMaxSize, a negative value no limit.
+	MaxSize int64
 	// Progress, when set, is called after each chunk with the bytes copied so far and the
 	// total. It runs on the copying goroutine: keep it quick.
 	Progress func(done, total int64)
@@ -34,13 +44,30 @@ type Options struct {
 	Sources Sources
 }
 
+// Output names of dumps cut from the start of a pagefile or dedicated dump file.
+const (
+	PagefileDump      = "MEMORY.DMP"             // a full or kernel dump (what Windows would have moved there)
+	PagefileMinidump  = "pagefile-minidump.dmp"  // a triage dump found in pagefile.sys
+	DedicatedMinidump = "dedicated-minidump.dmp" // a triage dump found in the DedicatedDumpFile
+)
+
+// DefaultMaxSize bounds a single output unless Options.MaxSize says otherwise: 256 GiB, more
+// than the complete memory dump of any guest crashkey is meant for.
+const DefaultMaxSize int64 = 256 << 30
+
+// SpaceMargin is the free space an output must leave on the output file system.
+const SpaceMargin int64 = 64 << 20
+
 // Result describes a pulled file.
 type Result struct {
-	Source string `json:"source"` // path inside the image's volume, e.g. `Windows\MEMORY.DMP`
+	Source string `json:"source"` // path inside the image's volume, as stored, e.g. `Windows\MEMORY.DMP`
 	Volume int    `json:"volume"` // index of that volume
 	Output string `json:"output"` // the written file
-	Size   int64  `json:"size"`   // bytes written
-	SHA256 string `json:"sha256"` // hex digest of the written bytes
+	// Renamed says why the output name differs from the name in the image (a name unsafe as a
+	// local file name or longer than 255 bytes); empty when it does not.
+	Renamed string `json:"renamed,omitempty"`
+	Size    int64  `json:"size"`   // bytes written
+	SHA256  string `json:"sha256"` // hex digest of the written bytes
 	// FromPagefile: the dump was cut from the start of pagefile.sys (or the dedicated dump
 	// file) at the length its header gives.
 	FromPagefile bool       `json:"from_pagefile"`
@@ -49,10 +76,11 @@ type Result struct {
 }
 
 // Pull copies one file out of img: with Options.Path that file, whole; with
-// Options.Minidumps the newest valid minidump; otherwise the newest valid full or kernel
-// dump (MEMORY.DMP, the registry's DumpFile, or a dump at the start of pagefile.sys or the
-// DedicatedDumpFile). It returns an error wrapping ErrNoDump when there is none,
-// ErrExists when the output exists without Force, and disk.ErrNotFound for a missing Path.
+// Options.Minidumps the newest valid minidump; otherwise the newest valid dump (MEMORY.DMP,
+// the registry's DumpFile, or a dump at the start of pagefile.sys or the DedicatedDumpFile,
+// a triage dump there included). It returns an error wrapping ErrNoDump when there is none,
+// ErrExists when the output exists without Force, ErrTooLarge or ErrNoSpace for an output
+// that must not be written, and disk.ErrNotFound for a missing Path.
 func Pull(ctx context.Context, img *disk.Image, opts Options) (*Result, error) {
 	fs, err := img.WindowsVolume()
 	if err != nil {
@@ -65,7 +93,7 @@ func Pull(ctx context.Context, img *disk.Image, opts Options) (*Result, error) {
 		}
 		c := Candidate{Source: f.Path(), Volume: fs.Volume().Index, Kind: KindFile, Size: f.Size(), ModTime: f.ModTime()}
 		describe(&c, f)
-		res, err := copyOut(ctx, f, f.Size(), f.Name(), img.Path(), opts)
+		res, err := copyOut(ctx, f, f.Size(), f.Name(), img, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -75,46 +103,87 @@ func Pull(ctx context.Context, img *disk.Image, opts Options) (*Result, error) {
 		}
 		return res, nil
 	}
-	cands, err := list(fs, opts.Sources, !opts.Minidumps, opts.Minidumps)
+	cands, err := list(ctx, fs, opts.Sources, !opts.Minidumps, opts.Minidumps)
 	if err != nil {
 		return nil, err
 	}
 	best, err := newest(img, cands)
 	if err != nil {
+		if !opts.Minidumps {
+			err = withMinidumpHint(ctx, fs, img, opts.Sources, err)
+		}
 		return nil, err
 	}
-	return pullCandidate(ctx, fs, img.Path(), best, opts)
+	return pullCandidate(ctx, fs, img, best, opts)
 }
 
-// PullMinidumps copies every valid minidump out of img (newest first).
+// withMinidumpHint adds to a "no dump found" error how many valid minidumps there are and
+// the command that pulls them.
+func withMinidumpHint(ctx context.Context, fs *disk.FS, img *disk.Image, src Sources, err error) error {
+	if !errors.Is(err, ErrNoDump) {
+		return err
+	}
+	minis, lerr := list(ctx, fs, src, false, true)
+	if lerr != nil {
+		return err
+	}
+	n := 0
+	for _, c := range minis {
+		if c.Valid {
+			n++
+		}
+	}
+	if n == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; but %d valid minidump(s) exist: crashkey pull %s --minidumps", err, n, shellQuote(img.Path()))
+}
+
+// PullMinidumps copies every valid minidump out of img (newest first), a triage dump still
+// at the start of pagefile.sys or the DedicatedDumpFile included.
 func PullMinidumps(ctx context.Context, img *disk.Image, opts Options) ([]*Result, error) {
 	fs, err := img.WindowsVolume()
 	if err != nil {
 		return nil, err
 	}
-	cands, err := list(fs, opts.Sources, false, true)
+	cands, err := list(ctx, fs, opts.Sources, false, true)
 	if err != nil {
 		return nil, err
 	}
 	var valid []Candidate
+	var total int64
 	for _, c := range cands {
 		if c.Valid {
 			valid = append(valid, c)
+			total += c.PullSize
 		}
 	}
 	if len(valid) == 0 {
 		return nil, noDump(img, cands, "minidump")
 	}
+	dir, err := outDir(opts.OutDir)
+	if err != nil {
+		return nil, err
+	}
 	if !opts.Force {
+		var exist []string
 		for _, c := range valid {
-			if err := checkFree(filepath.Join(opts.OutDir, baseName(c.Source))); err != nil {
-				return nil, err
+			name, _ := outputName(candidateName(c))
+			out := filepath.Join(dir, name)
+			if _, err := os.Lstat(out); err == nil {
+				exist = append(exist, out)
 			}
 		}
+		if len(exist) > 0 {
+			return nil, fmt.Errorf("pull: %w: %s; pass --force to overwrite or choose another --out directory", ErrExists, summarise(exist, 3))
+		}
+	}
+	if err := checkSpace(dir, total); err != nil {
+		return nil, err
 	}
 	var out []*Result
 	for _, c := range valid {
-		r, err := pullCandidate(ctx, fs, img.Path(), c, opts)
+		r, err := pullCandidate(ctx, fs, img, c, opts)
 		if err != nil {
 			return out, err
 		}
@@ -140,6 +209,9 @@ func newest(img *disk.Image, cands []Candidate) (Candidate, error) {
 	return *best, nil
 }
 
+// noDump says why no candidate was usable, in one line however many there are. When a
+// damaged image or file system made a candidate unreadable, the error wraps that too, so
+// that callers report the corruption rather than a missing dump.
 func noDump(img *disk.Image, cands []Candidate, what string) error {
 	if len(cands) == 0 {
 		where := `Windows\MEMORY.DMP, pagefile.sys`
@@ -152,26 +224,59 @@ func noDump(img *disk.Image, cands []Candidate, what string) error {
 	for _, c := range cands {
 		why = append(why, fmt.Sprintf(`\%s: %s`, c.Source, c.Summary))
 	}
-	return fmt.Errorf("pull: %w in %s: %s", ErrNoDump, img.Path(), strings.Join(why, "; "))
+	if corrupt := Damage(cands); corrupt != nil {
+		return fmt.Errorf("pull: %w in %s, because the image is damaged: %w", ErrNoDump, img.Path(), corrupt)
+	}
+	return fmt.Errorf("pull: %w in %s: %s", ErrNoDump, img.Path(), summarise(why, 3))
 }
 
-func pullCandidate(ctx context.Context, fs *disk.FS, imagePath string, c Candidate, opts Options) (*Result, error) {
-	f, err := fs.Open(c.Source)
+// summarise joins the first n items and says how many more there are.
+func summarise(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more (see --list)", strings.Join(items[:n], "; "), len(items)-n)
+}
+
+// candidateName is the output name a candidate is pulled under (before outputName).
+func candidateName(c Candidate) string {
+	if c.FromPagefile {
+		switch {
+		case c.DumpType != dump.TypeTriage.String():
+			return PagefileDump
+		case c.Kind == KindDedicated:
+			return DedicatedMinidump
+		}
+		return PagefileMinidump
+	}
+	if c.name != "" {
+		return c.name
+	}
+	return baseName(c.Source)
+}
+
+func pullCandidate(ctx context.Context, fs *disk.FS, img *disk.Image, c Candidate, opts Options) (*Result, error) {
+	f, err := c.open(fs)
 	if err != nil {
 		return nil, err
 	}
-	size, name := f.Size(), f.Name()
-	if c.FromPagefile {
-		size, name = c.DumpSize, "MEMORY.DMP"
+	size := c.PullSize
+	if size <= 0 || size > f.Size() {
+		size = f.Size()
 	}
-	res, err := copyOut(ctx, f, size, name, imagePath, opts)
+	res, err := copyOut(ctx, f, size, candidateName(c), img, opts)
 	if err != nil {
 		return nil, err
 	}
 	res.Source, res.Volume, res.FromPagefile = c.Source, c.Volume, c.FromPagefile
-	if c.FromPagefile {
-		res.Note = fmt.Sprintf(`the dump is still in \%s: Windows had not rebooted to move it to MEMORY.DMP; its first %d bytes (the length its header gives) were taken`, c.Source, c.DumpSize)
-	} else if c.Problem != "" {
+	switch {
+	case c.FromPagefile && c.DumpType == dump.TypeTriage.String():
+		res.Note = fmt.Sprintf(`a minidump is still in \%s: Windows had not rebooted to save it to the Minidump folder; its first %d bytes (the dump and its secondary data, as the header and blob headers give them) were taken`, c.Source, size)
+	case c.FromPagefile:
+		res.Note = fmt.Sprintf(`the dump is still in \%s: Windows had not rebooted to move it to MEMORY.DMP; its first %d bytes (the length its header gives) were taken`, c.Source, size)
+	case size < f.Size():
+		res.Note = fmt.Sprintf("the file is %d bytes but its header gives %d: only those were taken", f.Size(), size)
+	case c.Problem != "":
 		res.Note = c.Problem
 	}
 	res.Candidate = &c
@@ -194,30 +299,51 @@ func checkFree(out string) error {
 	return nil
 }
 
-// copyOut streams size bytes of src into OutDir/name through a temporary file. It refuses
-// to replace the image itself (imagePath), even with Force.
-func copyOut(ctx context.Context, src io.ReaderAt, size int64, name, imagePath string, opts Options) (_ *Result, err error) {
-	dir := opts.OutDir
+// outDir returns the output directory, created when missing.
+func outDir(dir string) (string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	if st, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("pull: output directory: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("pull: output directory %s is not a directory", dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("pull: output directory: %w", err)
 	}
-	name = safeName(name)
+	if st, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("pull: output directory: %w", err)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("pull: output directory %s is not a directory", dir)
+	}
+	return dir, nil
+}
+
+// copyOut streams size bytes of src into OutDir/name through a temporary file. Even with
+// Force it never replaces a file of the image's backing chain or one a running QEMU holds.
+func copyOut(ctx context.Context, src *disk.File, size int64, name string, img *disk.Image, opts Options) (_ *Result, err error) {
+	limit := opts.MaxSize
+	if limit == 0 {
+		limit = DefaultMaxSize
+	}
+	if limit > 0 && size > limit {
+		return nil, fmt.Errorf("pull: %w: \\%s would be %d bytes (%s), more than --max-size %d; pass a larger --max-size (0 for no limit) if that is right", ErrTooLarge, src.Path(), size, units.Bytes(size), limit)
+	}
+	dir, err := outDir(opts.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	name, renamed := outputName(name)
 	out := filepath.Join(dir, name)
 	if !opts.Force {
 		if err := checkFree(out); err != nil {
 			return nil, err
 		}
-	} else if a, err := os.Stat(out); err == nil {
-		if b, err := os.Stat(imagePath); err == nil && os.SameFile(a, b) {
-			return nil, fmt.Errorf("pull: %w: %s is the disk image itself; choose another --out directory", ErrExists, out)
-		}
+	} else if err := mayReplace(out, img); err != nil {
+		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, "."+name+".crashkey-*")
+	if err := checkSpace(dir, size); err != nil {
+		return nil, err
+	}
+	// A short fixed-length temporary name: "." + an image's 765-byte name + a suffix would
+	// not fit NAME_MAX.
+	tmp, err := os.CreateTemp(dir, atomicfile.TempPattern)
 	if err != nil {
 		return nil, fmt.Errorf("pull: create output: %w", err)
 	}
@@ -230,7 +356,8 @@ func copyOut(ctx context.Context, src io.ReaderAt, size int64, name, imagePath s
 	if err := tmp.Chmod(0o644); err != nil {
 		return nil, fmt.Errorf("pull: create output: %w", err)
 	}
-	sum, err := Copy(ctx, tmp, src, size, opts.Progress)
+	holes, _ := holesOf(src, size)
+	sum, err := copyFile(ctx, tmp, src, size, holes, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -252,33 +379,39 @@ func copyOut(ctx context.Context, src io.ReaderAt, size int64, name, imagePath s
 	} else if err := os.Rename(tmp.Name(), out); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	return &Result{Output: out, Size: size, SHA256: hex.EncodeToString(sum)}, nil
+	return &Result{Output: out, Renamed: renamed, Size: size, SHA256: hex.EncodeToString(sum)}, nil
 }
 
-// safeName keeps a file name from the image from escaping the output directory.
-func safeName(n string) string {
-	n = strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 {
-			return '_'
-		}
-		return r
-	}, n)
-	if n == "" || n == "." || n == ".." {
-		n = "pulled.bin"
+// holesOf lists the parts of the first size bytes of f that are sparse (no clusters): they
+// read as zeros, so they are neither read nor written (the output keeps them as holes).
+func holesOf(f *disk.File, size int64) ([]span, error) {
+	ext, err := f.Extents()
+	if err != nil {
+		return nil, err
 	}
-	return n
+	var out []span
+	for _, e := range ext {
+		if e.Sparse && e.FileOffset < size {
+			out = append(out, span{e.FileOffset, min(e.FileOffset+e.Length, size)})
+		}
+	}
+	return out, nil
 }
 
-// Chunk size and depth of the copy pipeline: 4 × 4 MiB in flight bounds memory.
+// Chunk size and depth of the copy pipeline: 6 × 4 MiB in flight bounds memory (24 MiB).
 const (
 	chunkSize   = 4 << 20
-	chunkBuffer = 4
+	chunkBuffer = 6
 )
 
+// span is a byte range [start, end) of the source.
+type span struct{ start, end int64 }
+
 type chunk struct {
-	buf []byte
-	n   int
-	wg  *sync.WaitGroup
+	buf  []byte
+	n    int
+	hole bool // all zeros from a sparse run: seek over it instead of writing
+	wg   *sync.WaitGroup
 }
 
 // Copy copies size bytes from src to w and returns their SHA-256. Reading, hashing and
@@ -286,6 +419,14 @@ type chunk struct {
 // copy runs at the speed of the slowest stage. progress (optional) is called after each
 // chunk is written.
 func Copy(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, progress func(done, total int64)) ([]byte, error) {
+	return copyFile(ctx, w, src, size, nil, progress)
+}
+
+// copyFile is Copy that knows the sparse runs of src (sorted, not overlapping): a chunk
+// that lies wholly in one is not read but zeroed, and when w is an *os.File it is not
+// written either but skipped with a seek, so the output keeps the hole.
+func copyFile(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, holes []span, progress func(done, total int64)) ([]byte, error) {
+	file, _ := w.(*os.File)
 	free := make(chan []byte, chunkBuffer)
 	for i := 0; i < chunkBuffer; i++ {
 		free <- make([]byte, chunkSize)
@@ -309,9 +450,18 @@ func Copy(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, progres
 	go func() {
 		defer writeWG.Done()
 		var done int64
+		seeked := false
 		for c := range toWrite {
 			if writeErr == nil {
-				if _, err := w.Write(c.buf[:c.n]); err != nil {
+				var err error
+				if c.hole && file != nil {
+					_, err = file.Seek(int64(c.n), io.SeekCurrent)
+					seeked = true
+				} else {
+					_, err = w.Write(c.buf[:c.n])
+					seeked = false
+				}
+				if err != nil {
 					writeErr = fmt.Errorf("pull: write: %w", err)
 					failed.Store(true)
 				}
@@ -323,8 +473,14 @@ func Copy(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, progres
 			c.wg.Wait() // the hasher is done with it too
 			free <- c.buf
 		}
+		if seeked && writeErr == nil { // a trailing hole: give the file its length
+			if err := file.Truncate(done); err != nil {
+				writeErr = fmt.Errorf("pull: write: %w", err)
+			}
+		}
 	}()
 	var readErr error
+	hi := 0
 	for off := int64(0); off < size && !failed.Load(); {
 		if err := ctx.Err(); err != nil {
 			readErr = err
@@ -335,8 +491,13 @@ func Copy(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, progres
 		if rem := size - off; rem < n {
 			n = rem
 		}
-		m, err := src.ReadAt(buf[:n], off)
-		if int64(m) < n {
+		for hi < len(holes) && holes[hi].end <= off {
+			hi++
+		}
+		hole := hi < len(holes) && holes[hi].start <= off && off+n <= holes[hi].end
+		if hole {
+			clear(buf[:n])
+		} else if m, err := src.ReadAt(buf[:n], off); int64(m) < n {
 			if err == nil || errors.Is(err, io.EOF) {
 				err = fmt.Errorf("source ended at byte %d of %d: %w", off+int64(m), size, io.ErrUnexpectedEOF)
 			}
@@ -346,7 +507,7 @@ func Copy(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, progres
 		}
 		wg := &sync.WaitGroup{}
 		wg.Add(1)
-		c := chunk{buf: buf, n: int(n), wg: wg}
+		c := chunk{buf: buf, n: int(n), hole: hole, wg: wg}
 		toHash <- c
 		toWrite <- c
 		off += n

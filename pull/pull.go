@@ -10,10 +10,15 @@
 //	fmt.Println(res.Output, res.SHA256)
 //
 // Pull never writes to the image. It streams with constant memory, writes a temporary file
-// next to the output and renames it into place, and leaves nothing behind on failure.
+// next to the output and renames it into place, and leaves nothing behind on failure. The
+// image is untrusted: a dump is cut to the length its header gives, an output is bounded by
+// Options.MaxSize and the free space of the output directory, sparse runs stay holes, names
+// are mapped to safe local names (Result.Renamed says when), and Force never replaces a file
+// of the image's backing chain or one a running QEMU holds.
 package pull
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -77,8 +82,15 @@ type Candidate struct {
 	SystemTime   time.Time `json:"system_time,omitzero"` // the crash time from the header (UTC)
 	Summary      string    `json:"summary"`              // one line: bug check, dump type, time; or what is wrong
 	Problem      string    `json:"problem,omitempty"`    // why it is not valid
+	// PullSize is how many bytes, from the start of the file, pull takes: the length the dump
+	// header gives (for a triage dump with its secondary data), never more than the file holds.
+	PullSize int64 `json:"pull_size"`
 
 	hdrTime bool
+	err     error          // the read error that made the candidate invalid, if any
+	name    string         // the file's exact name (a name may hold '\')
+	record  int64          // MFT record number
+	entry   *disk.DirEntry // the directory entry it was listed from, if any
 }
 
 // when orders candidates: the crash time when the header has one, else the file's time.
@@ -98,11 +110,17 @@ type lookupPath struct {
 // that exist, valid or not, sorted by kind (memory dumps, pagefile and dedicated dump file,
 // minidumps), valid before invalid, then newest first.
 func List(img *disk.Image, src Sources) ([]Candidate, error) {
+	return ListContext(context.Background(), img, src)
+}
+
+// ListContext is List, stopped (with ctx's error) when ctx is done: a walk through a
+// directory of many thousands of minidumps ends within moments of Ctrl-C.
+func ListContext(ctx context.Context, img *disk.Image, src Sources) ([]Candidate, error) {
 	fs, err := img.WindowsVolume()
 	if err != nil {
 		return nil, err
 	}
-	return list(fs, src, true, true)
+	return list(ctx, fs, src, true, true)
 }
 
 func cleanOr(p, def string) (string, error) {
@@ -116,9 +134,9 @@ func cleanOr(p, def string) (string, error) {
 	return c, nil
 }
 
-func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
+func list(ctx context.Context, fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 	var paths []lookupPath
-	if full {
+	if full || mini { // a pagefile may hold a minidump too
 		df, err := cleanOr(src.DumpFile, DefaultDumpFile)
 		if err != nil {
 			return nil, err
@@ -135,11 +153,13 @@ func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 	}
 	var out []Candidate
 	seen := map[int64]bool{}
-	add := func(c Candidate, rec int64) {
-		if seen[rec] {
-			return
+	add := func(c Candidate) {
+		if c.record >= 0 {
+			if seen[c.record] {
+				return
+			}
+			seen[c.record] = true
 		}
-		seen[rec] = true
 		out = append(out, c)
 	}
 	looked := map[string]bool{}
@@ -148,14 +168,23 @@ func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 			continue
 		}
 		looked[strings.ToLower(p.path)] = true
-		c, rec, err := examine(fs, p.path, p.kind)
+		c, err := examine(fs, p.path, p.kind)
 		if errors.Is(err, disk.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			// A damaged pagefile.sys must not hide a good MEMORY.DMP: keep the failure as a
+			// candidate (noDump reports the corruption when nothing else is usable).
+			c = Candidate{Source: p.path, Volume: fs.Volume().Index, Kind: p.kind, record: -1, err: err}
+			c.Problem = "cannot be read: " + err.Error()
+			c.Summary = "invalid: " + c.Problem
+			add(c)
+			continue
 		}
-		add(c, rec)
+		if !full && c.DumpType != dump.TypeTriage.String() {
+			continue // only minidumps were asked for
+		}
+		add(c)
 	}
 	if mini {
 		md, err := cleanOr(src.MinidumpDir, DefaultMinidumpDir)
@@ -167,22 +196,29 @@ func list(fs *disk.FS, src Sources, full, mini bool) ([]Candidate, error) {
 			dirs = append(dirs, md)
 		}
 		for _, d := range dirs {
-			ents, err := fs.ReadDir(d)
+			// Streamed: linear in the directory's size, one entry in memory at a time.
+			err := fs.ReadDirFunc(d, func(e disk.DirEntry) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if !e.IsDir && strings.EqualFold(pathExt(e.Name), ".dmp") {
+					add(examineEntry(fs, e, KindMinidump))
+				}
+				return nil
+			})
 			if errors.Is(err, disk.ErrNotFound) || errors.Is(err, disk.ErrBadPath) {
+				continue
+			}
+			if err != nil && isCorrupt(err) {
+				// A damaged folder must not hide the dumps found elsewhere (or in it so far).
+				c := Candidate{Source: d, Volume: fs.Volume().Index, Kind: KindMinidump, record: -1, err: err}
+				c.Problem = "the folder cannot be read: " + err.Error()
+				c.Summary = "invalid: " + c.Problem
+				add(c)
 				continue
 			}
 			if err != nil {
 				return nil, err
-			}
-			for _, e := range ents {
-				if e.IsDir || !strings.EqualFold(pathExt(e.Name), ".dmp") {
-					continue
-				}
-				c, rec, err := examine(fs, e.Path, KindMinidump)
-				if err != nil {
-					return nil, err
-				}
-				add(c, rec)
 			}
 		}
 	}
@@ -207,21 +243,53 @@ func pathExt(name string) string {
 }
 
 // examine opens one file and decodes its dump header, if any.
-func examine(fs *disk.FS, path, kind string) (Candidate, int64, error) {
+func examine(fs *disk.FS, path, kind string) (Candidate, error) {
 	f, err := fs.Open(path)
 	if err != nil {
-		return Candidate{}, 0, err
+		return Candidate{}, err
 	}
 	info := f.Info()
-	c := Candidate{Source: info.Path, Volume: fs.Volume().Index, Kind: kind, Size: info.Size, ModTime: info.ModTime}
+	c := Candidate{Source: info.Path, Volume: fs.Volume().Index, Kind: kind, Size: info.Size, ModTime: info.ModTime, name: info.Name, record: info.Record}
 	describe(&c, f)
-	return c, info.Record, nil
+	return c, nil
+}
+
+// examineEntry examines a directory entry. A file that cannot be opened is a candidate with
+// the problem, never an error: one odd or damaged file must not hide the others.
+func examineEntry(fs *disk.FS, e disk.DirEntry, kind string) Candidate {
+	c := Candidate{Source: e.Path, Volume: fs.Volume().Index, Kind: kind, Size: e.Size, ModTime: e.ModTime, name: e.Name, record: e.Record, entry: &e}
+	f, err := openEntry(fs, e)
+	if err != nil {
+		c.err, c.Problem = err, "cannot be read: "+err.Error()
+		c.Summary = "invalid: " + c.Problem
+		return c
+	}
+	describe(&c, f)
+	return c
+}
+
+// openEntry opens the file a directory entry names, by its MFT record: any name works, one
+// the path syntax cannot express (':', '?', '%', '..') or one that differs from another only
+// in case included.
+func openEntry(fs *disk.FS, e disk.DirEntry) (*disk.File, error) {
+	return fs.OpenEntry(e)
+}
+
+// open opens a candidate again, by its directory entry when it came from a listing.
+func (c Candidate) open(fs *disk.FS) (*disk.File, error) {
+	if c.entry != nil {
+		return fs.OpenEntry(*c.entry)
+	}
+	return fs.Open(c.Source)
 }
 
 // describe fills in what the file's dump header says.
 func describe(c *Candidate, r io.ReaderAt) {
 	d, err := dump.Open(r, c.Size)
 	if err != nil {
+		if isCorrupt(err) {
+			c.err = err
+		}
 		switch {
 		case errors.Is(err, dump.ErrNotDump) && (c.Kind == KindPagefile || c.Kind == KindDedicated):
 			c.Problem = "no dump header at offset 0 (no dump was written, or Windows already moved it to MEMORY.DMP at the next boot)"
@@ -248,13 +316,14 @@ func describe(c *Candidate, r io.ReaderAt) {
 	case c.Kind == KindMinidump && h.DumpType != dump.TypeTriage:
 		c.Problem = fmt.Sprintf("a %s dump in the minidump folder", h.DumpType)
 		c.Valid = true
-	case c.Kind != KindMinidump && c.Kind != KindFile && h.DumpType == dump.TypeTriage:
+	case c.Kind == KindMemoryDump && h.DumpType == dump.TypeTriage:
 		c.Problem = "a triage (mini) dump where a full or kernel dump was expected"
 	case c.Size < c.DumpSize:
 		c.Problem = fmt.Sprintf("truncated: the file has %d of the %d bytes the header gives (still being written or copied?)", c.Size, c.DumpSize)
 	default:
 		c.Valid = true
 	}
+	c.PullSize = pullSize(c, h, r)
 	var parts []string
 	if h.BugCheckCode.Set {
 		parts = append(parts, dump.FormatBugCheck(c.BugCheck))
@@ -270,7 +339,7 @@ func describe(c *Candidate, r io.ReaderAt) {
 		parts = append(parts, c.SystemTime.Format("2006-01-02 15:04:05 UTC"))
 	}
 	if c.FromPagefile {
-		parts = append(parts, fmt.Sprintf("first %d bytes", c.DumpSize))
+		parts = append(parts, fmt.Sprintf("first %d bytes", c.PullSize))
 	}
 	c.Summary = strings.Join(parts, ", ")
 	if c.Problem != "" {
@@ -282,3 +351,41 @@ func describe(c *Candidate, r io.ReaderAt) {
 }
 
 func shortErr(err error) string { return strings.TrimPrefix(err.Error(), "dump: ") }
+
+// pullSize is the number of bytes pull takes of a dump file: the length its header gives,
+// never more than the file holds, so that a sparse file claiming terabytes yields only the
+// dump. A triage dump keeps its secondary data: a Minidump file up to RequiredDumpSpace, a
+// triage dump still in a pagefile as far as its blob headers go (see triageLength).
+func pullSize(c *Candidate, h dump.Header, r io.ReaderAt) int64 {
+	required := int64(-1)
+	if rs := h.RequiredDumpSpace; rs.Set && rs.Value <= uint64(c.Size) {
+		required = int64(rs.Value)
+	}
+	switch {
+	case h.DumpType != dump.TypeTriage:
+		return min(c.DumpSize, c.Size)
+	case c.FromPagefile:
+		n, _, _ := triageLength(r, c.DumpSize, max(required, 0), c.Size)
+		return n
+	case required >= c.DumpSize:
+		return required
+	}
+	return c.Size
+}
+
+// Damage returns the first error by which a damaged image or file system made one of cands
+// unreadable, or nil.
+func Damage(cands []Candidate) error {
+	for _, c := range cands {
+		if c.err != nil && isCorrupt(c.err) {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// isCorrupt reports an error that comes from a damaged image or file system (as opposed to
+// a file that simply holds no dump).
+func isCorrupt(err error) bool {
+	return errors.Is(err, disk.ErrCorruptImage) || errors.Is(err, disk.ErrCorruptFS)
+}

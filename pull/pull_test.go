@@ -328,7 +328,7 @@ func TestNeverReplacesTheImage(t *testing.T) {
 	}
 	defer im.Close()
 	_, err = Pull(context.Background(), im, Options{OutDir: dir, Force: true})
-	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "image itself") {
+	if !errors.Is(err, ErrProtected) || !strings.Contains(err.Error(), "image itself") {
 		t.Fatalf("err = %v", err)
 	}
 	if got, _ := os.ReadFile(img); !bytes.Equal(got, b) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/pull"
 	"github.com/crashkey/crashkey/registry"
 	"github.com/crashkey/crashkey/vm"
@@ -111,24 +112,24 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "%-8s %-13s %7.1fs  %s\n", "["+string(s.Status)+"]", s.Name, s.Duration.Seconds(), s.Detail)
+		fmt.Fprintf(&b, "%-8s %-13s %7.1fs  %s\n", "["+string(s.Status)+"]", s.Name, s.Duration.Seconds(), termsafe.String(s.Detail))
 		for _, n := range s.Notes {
-			fmt.Fprintf(&b, "%32s%s\n", "", n)
+			fmt.Fprintf(&b, "%32s%s\n", "", termsafe.String(n))
 		}
 	}
 	if len(r.Seen) > 0 {
-		fmt.Fprintf(&b, "seen:     %s\n", strings.Join(r.Seen, ", "))
+		fmt.Fprintf(&b, "seen:     %s\n", termsafe.String(strings.Join(r.Seen, ", ")))
 	}
 	if len(r.NotSeen) > 0 {
-		fmt.Fprintf(&b, "not seen: %s\n", strings.Join(r.NotSeen, ", "))
+		fmt.Fprintf(&b, "not seen: %s\n", termsafe.String(strings.Join(r.NotSeen, ", ")))
 	}
 	if r.Dump != nil {
-		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) from %s\n", r.Dump.Output, r.Dump.Size, r.Dump.SHA256, r.Dump.Source)
+		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) from %s\n", termsafe.String(r.Dump.Output), r.Dump.Size, r.Dump.SHA256, termsafe.String(r.Dump.Source))
 	}
 	if r.BugCheck != nil {
 		fmt.Fprintf(&b, "bugcheck: %s\n", dump.FormatBugCheck(*r.BugCheck))
 	}
-	fmt.Fprintf(&b, "outcome:  %s: %s (%.1fs)\n", r.Outcome, r.Summary, float64(r.DurationMS)/1000)
+	fmt.Fprintf(&b, "outcome:  %s: %s (%.1fs)\n", r.Outcome, termsafe.String(r.Summary), float64(r.DurationMS)/1000)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

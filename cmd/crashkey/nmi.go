@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
 )
 
@@ -59,7 +60,7 @@ Exit codes: 0 injected; 1 refused (guest not running); 2 bad input; 3 connection
 						return failedErr(werr)
 					}
 				} else {
-					fmt.Fprintf(out, "target: %s\nstate: %s\n", rep.Target, rep.State)
+					fmt.Fprintf(out, "target: %s\nstate: %s\n", termsafe.String(rep.Target), termsafe.String(rep.State))
 					seen := map[string]bool{}
 					if rep.Panic != nil {
 						printPanic(out, *rep.Panic, seen)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/internal/termsafe"
 )
 
 // commands holds the constructors of every subcommand. Each command lives in a file of its
@@ -56,7 +58,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitCode(err)
 	if code == ExitInterrupted && ctx.Err() != nil {
-		fmt.Fprintln(stderr, "crashkey: interrupted")
+		if msg := err.Error(); strings.Contains(msg, "release them with") {
+			fmt.Fprintln(stderr, "crashkey: interrupted: "+oneLine(msg)) // keep the hint
+		} else {
+			fmt.Fprintln(stderr, "crashkey: interrupted")
+		}
 		return code
 	}
 	var q quietError
@@ -67,5 +73,5 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return termsafe.String(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/run"
 )
 
@@ -17,6 +18,7 @@ func newRunCmd() *cobra.Command {
 	var (
 		tf                   targetFlags
 		hk                   hotkeyFlags
+		img                  imageFlags
 		agent, diskPath, out string
 		trigger, method      string
 		expect               string
@@ -71,7 +73,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 				return usageErr(fmt.Errorf("--method %q: want events or chord", method))
 			}
 			cfg := run.Config{
-				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, Trigger: trig, Hotkey: h,
+				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, AllowBacking: img.policy(), Trigger: trig, Hotkey: h,
 				Chord: method == "chord", Force: force, StopAfterCrash: stopAfter, Timeout: timeout,
 				CrashTimeout: crashTO, Poll: poll, OutDir: out, Overwrite: overwrite, Deep: deep,
 			}
@@ -86,7 +88,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 			w := cmd.OutOrStdout()
 			if !asJSON {
 				cfg.OnStep = func(s run.Step) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, s.Detail)
+					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, termsafe.String(s.Detail))
 				}
 			}
 			rep, err := run.Run(cmd.Context(), cfg)
@@ -114,6 +116,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 	}
 	tf.add(cmd)
 	hk.add(cmd)
+	addImageFlags(cmd, &img)
 	f := cmd.Flags()
 	f.StringVar(&agent, "agent", "", "QEMU guest agent socket for --trigger exec:CMD on a QMP target (unix:PATH)")
 	f.StringVar(&diskPath, "disk", "", "the guest's disk image (raw or qcow2): preflight it and pull the dump from it (read-only)")

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
 )
 
@@ -162,7 +163,7 @@ Exit codes: 0 sent; 1 refused (guest not running); 2 bad input; 3 connection or 
 }
 
 func printSend(w io.Writer, rep sendReport) {
-	fmt.Fprintf(w, "target: %s\n", rep.Target)
+	fmt.Fprintf(w, "target: %s\n", termsafe.String(rep.Target))
 	res := rep.Result
 	if res != nil && res.Status != nil {
 		printReceiver(w, *res.Status)
@@ -208,13 +209,30 @@ func printSend(w io.Writer, rep sendReport) {
 	}
 	if len(res.Stuck) > 0 {
 		fmt.Fprintf(w, "may be stuck: %s\n", strings.Join(res.Stuck, " "))
+		fmt.Fprintf(w, "release them with: %s\n", termsafe.String(releaseCommand(rep.Target, res.Stuck)))
 	}
+}
+
+// releaseCommand is the crashkey send command that releases keys, for target (as
+// vm.Target.Describe gives it: "qmp ADDR" or "libvirt URI domain NAME").
+func releaseCommand(target string, keys []string) string {
+	flags := "TARGET"
+	if f := strings.Fields(target); len(f) == 2 && f[0] == "qmp" {
+		flags = "--qmp " + f[1]
+	} else if len(f) == 4 && f[0] == "libvirt" && f[2] == "domain" {
+		flags = "--libvirt " + f[1] + " --domain " + f[3]
+	}
+	seq := make([]string, len(keys))
+	for i, k := range keys {
+		seq[i] = "-" + k
+	}
+	return fmt.Sprintf("crashkey send %s --sequence %q", flags, strings.Join(seq, " "))
 }
 
 func printReceiver(w io.Writer, st vm.Status) {
 	fmt.Fprintf(w, "state: %s\n", stateText(st))
 	if st.Receiver != nil {
-		fmt.Fprintf(w, "keys go to: %s keyboard (%s): Windows driver %s\n", st.Receiver.Bus, st.Receiver.Device, st.Receiver.Driver)
+		fmt.Fprintf(w, "keys go to: %s keyboard (%s): Windows driver %s\n", termsafe.String(st.Receiver.Bus), termsafe.String(st.Receiver.Device), st.Receiver.Driver)
 	}
 }
 
@@ -233,7 +251,7 @@ func printPanic(w io.Writer, pr vm.PanicReport, seen map[string]bool) {
 	if pr.Changed {
 		changed = " (set by crashkey)"
 	}
-	fmt.Fprintf(w, "panic action: %s%s: %s\n", pr.Action, changed, pr.Effect)
+	fmt.Fprintf(w, "panic action: %s%s: %s\n", termsafe.String(pr.Action), changed, termsafe.String(pr.Effect))
 	for _, wn := range pr.Warnings {
 		printWarning(w, wn, seen)
 	}
@@ -241,9 +259,9 @@ func printPanic(w io.Writer, pr vm.PanicReport, seen map[string]bool) {
 
 func stateText(st vm.Status) string {
 	if st.Reason != "" {
-		return st.State + " (" + st.Reason + ")"
+		return termsafe.String(st.State + " (" + st.Reason + ")")
 	}
-	return st.State
+	return termsafe.String(st.State)
 }
 
 func plural(n int, s string) string {

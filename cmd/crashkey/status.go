@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
 )
 
@@ -63,7 +64,7 @@ Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
 
 func printStatus(w io.Writer, rep statusReport) {
 	st := rep.Status
-	fmt.Fprintf(w, "target: %s\n", rep.Target)
+	fmt.Fprintf(w, "target: %s\n", termsafe.String(rep.Target))
 	fmt.Fprintf(w, "state: %s\n", stateText(st))
 	if len(st.Keyboards) == 0 {
 		fmt.Fprintln(w, "keyboards: none")
@@ -77,14 +78,14 @@ func printStatus(w io.Writer, rep statusReport) {
 		if k.Path != "" {
 			path = " " + k.Path
 		}
-		fmt.Fprintf(w, "keyboard: %-6s %s%s (Windows driver %s)%s\n", k.Bus, k.Device, path, k.Driver, mark)
+		fmt.Fprintf(w, "keyboard: %-6s %s%s (Windows driver %s)%s\n", termsafe.String(k.Bus), termsafe.String(k.Device), termsafe.String(path), k.Driver, mark)
 	}
 	if len(st.PanicDevices) == 0 {
 		fmt.Fprintln(w, "panic devices: none")
 	} else {
-		fmt.Fprintf(w, "panic devices: %s\n", joinComma(st.PanicDevices))
+		fmt.Fprintf(w, "panic devices: %s\n", termsafe.String(joinComma(st.PanicDevices)))
 	}
-	fmt.Fprintf(w, "panic action: %s\n", st.PanicAction)
+	fmt.Fprintf(w, "panic action: %s\n", termsafe.String(st.PanicAction))
 	for _, wn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", oneLine(wn))
 	}

@@ -77,6 +77,14 @@ func TestSendGolden(t *testing.T) {
 		// set-action, query-status, 3 qom-list, query-cpus-fast, qom-get = 13; the 16th command
 		// is the third key call.
 		{"broken-connection", func(s *qmptest.Server) { s.BreakAfter = 16 }, fast, 3, "+ctrl_r +scroll_lock -scroll_lock -ctrl_r"},
+		// The key calls and the release hang: the report names the stuck keys and the command
+		// that releases them (on stdout and in the error line).
+		{"release-timeout", func(s *qmptest.Server) {
+			s.Hang = func(cmd string) bool { return cmd == "input-send-event" }
+		}, append([]string{"--call-timeout", "100ms", "--release-timeout", "200ms"}, fast...), 3, ""},
+		// Strings from QMP replies are escaped: a run state with ANSI and OSC escapes and a
+		// newline cannot forge lines or retitle the terminal.
+		{"hostile-status", func(s *qmptest.Server) { s.Status = "paused\x1b[2J\x1b]0;owned\x07\nsent: everything" }, fast, 1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
 )
 
@@ -195,8 +196,7 @@ func printEvent(w io.Writer, e vm.Event, asJSON bool) error {
 	if len(e.Data) > 0 && e.Kind != vm.EventLifecycle {
 		sb.WriteString(" data=" + oneLine(string(e.Data)))
 	}
-	sb.WriteString("\n")
-	_, err := io.WriteString(w, sb.String())
+	_, err := io.WriteString(w, termsafe.String(sb.String())+"\n")
 	return err
 }
 

@@ -9,6 +9,8 @@
  *   ntfshelper pwrite VOLUME PATH SRC OFFSET    write the bytes of SRC at OFFSET of PATH
  *                                               (created if missing); writing past the end
  *                                               leaves a sparse hole
+ *   ntfshelper mkfiles VOLUME DIR N PREFIX      create N empty files DIR/PREFIXnnnnnnn.dmp
+ *                                               in one mount (large-directory fixtures)
  *
  * VOLUME is a file holding one bare NTFS file system; PATH uses '/' separators.
  * Build: gcc -O2 -o ntfshelper ntfshelper.c -lntfs-3g
@@ -95,6 +97,22 @@ int main(int argc, char **argv) {
 		ntfs_attr_close(na);
 		if (ntfs_inode_close(ni)) die("close file");
 		fclose(src);
+	} else if (!strcmp(cmd, "mkfiles") && argc == 6) {
+		ntfs_inode *d = ntfs_pathname_to_inode(vol, NULL, path);
+		if (!d) die("open directory");
+		long n = atol(argv[4]);
+		char name[256];
+		for (long i = 0; i < n; i++) {
+			snprintf(name, sizeof name, "%s%07ld.dmp", argv[5], i);
+			uname = NULL;
+			ulen = ntfs_mbstoucs(name, &uname);
+			if (ulen < 0) die("convert name");
+			ntfs_inode *ni = ntfs_create(d, const_cpu_to_le32(0), uname, ulen, S_IFREG);
+			if (!ni) die("create file");
+			if (ntfs_inode_close(ni)) die("close file");
+			free(uname);
+		}
+		if (ntfs_inode_close(d)) die("close directory");
 	} else {
 		fprintf(stderr, "ntfshelper: unknown command %s\n", cmd);
 		return 2;

@@ -9,9 +9,13 @@ import (
 	"path/filepath"
 )
 
+// TempPattern is the pattern of the temporary file names (for os.CreateTemp): short and of
+// fixed length, so that it fits NAME_MAX (255 bytes) whatever the final name is.
+const TempPattern = ".crashkey-*.tmp"
+
 // Write creates or replaces path with what fill writes, atomically, with permissions perm.
 func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(filepath.Dir(path), TempPattern)
 	if err != nil {
 		return err
 	}

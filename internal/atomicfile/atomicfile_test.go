@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,11 @@ func TestWriteFile(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("%d entries left in the directory", len(ents))
+	}
+	// a name of 255 bytes (NAME_MAX): the temporary name must fit too
+	long := filepath.Join(dir, strings.Repeat("ä", 125)+".reg")
+	if err := WriteFile(long, []byte("long"), 0o644); err != nil {
+		t.Fatalf("255-byte name: %v", err)
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "x"), nil, 0o644); err == nil {
 		t.Error("no error for a missing directory")
