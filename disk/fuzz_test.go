@@ -197,3 +197,39 @@ func FuzzNTFS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBootSector feeds NTFS boot sectors (large clusters, 4 KiB sectors, hostile bytes) to
+// the boot-sector parser: it never panics, and what it accepts is within NTFS's limits.
+func FuzzBootSector(f *testing.F) {
+	seed := func(bps uint16, spc byte, rec, idx byte) []byte {
+		b := make([]byte, 512)
+		copy(b[3:], "NTFS    ")
+		binary.LittleEndian.PutUint16(b[0x0B:], bps)
+		b[0x0D] = spc
+		binary.LittleEndian.PutUint64(b[0x28:], 1<<20)
+		binary.LittleEndian.PutUint64(b[0x30:], 4)
+		b[0x40], b[0x44] = rec, idx
+		b[510], b[511] = 0x55, 0xAA
+		return b
+	}
+	f.Add(seed(512, 8, 0xF6, 0x01), int64(1<<29))
+	f.Add(seed(512, 0xF4, 0xF6, 0xF4), int64(1<<29))  // 2 MiB clusters
+	f.Add(seed(512, 0xF8, 0xF6, 0xF4), int64(1<<29))  // 128 KiB clusters
+	f.Add(seed(4096, 1, 0x01, 0x01), int64(1<<32))    // 4Kn
+	f.Add(seed(4096, 16, 0xF4, 0xF4), int64(1<<32))   // 4Kn, 64 KiB clusters
+	f.Add(seed(512, 0xE0, 0xF6, 0xF4), int64(1<<29))  // reserved byte
+	f.Add(seed(4096, 0xF0, 0x80, 0x7F), int64(1<<40)) // 2^16 sectors of 4 KiB
+	f.Fuzz(func(t *testing.T, b []byte, volSize int64) {
+		nb, err := parseBoot(b, volSize)
+		if err != nil {
+			if !errors.Is(err, ErrCorruptFS) {
+				t.Fatalf("error %v does not wrap ErrCorruptFS", err)
+			}
+			return
+		}
+		if nb.clusterSize < nb.sectorSize || nb.clusterSize > maxClusterSize || nb.recordSize < 256 ||
+			nb.recordSize > 64<<10 || nb.mftOffset <= 0 || nb.sectors*nb.sectorSize > volSize {
+			t.Fatalf("accepted %+v for a %d-byte volume", nb, volSize)
+		}
+	})
+}
