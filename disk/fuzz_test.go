@@ -81,6 +81,8 @@ func TestSeeds(t *testing.T) {
 func FuzzPartitions(f *testing.F) {
 	f.Add(mbrSeed())
 	f.Add(gptSeed())
+	f.Add(gpt4KnSeed())
+	f.Add(readSeed(f, "overlay.qcow2")) // a backing file the fuzzed image may never open
 	f.Add(make([]byte, 512))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parts, scheme, err := readPartitions(bytes.NewReader(data), int64(len(data)))
@@ -117,6 +119,8 @@ func FuzzImage(f *testing.F) {
 		f.Add(readSeed(f, n))
 	}
 	f.Add(gptSeed())
+	f.Add(gpt4KnSeed())
+	f.Add(readSeed(f, "overlay.qcow2")) // a backing file the fuzzed image may never open
 	f.Fuzz(func(t *testing.T, data []byte) {
 		im, err := openReader(bytes.NewReader(data), int64(len(data)), "fuzz.img", Options{})
 		if err != nil {
@@ -161,6 +165,13 @@ func FuzzNTFS(f *testing.F) {
 	f.Add(uint32(65*1024+0x100), []byte{0x41, 0x20, 0xFF})
 	f.Add(uint32(0), []byte("NTFS"))
 	f.Add(uint32(1), []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	// The shapes of issues #16 and #10: large clusters and 4 KiB sectors in the boot sector,
+	// a broken fixup of the root's record, a huge root index allocation size.
+	f.Add(uint32(0x0D*4+2), []byte{0xF4})
+	f.Add(uint32(0x0D*4+2), []byte{0xF8})
+	f.Add(uint32(0x0B*4+2), []byte{0x00, 0x10, 0x01})
+	f.Add(uint32((5*1024+510)*4), []byte{0xAB, 0xCD})
+	f.Add(uint32((5*1024+0x1A8)*4+1), []byte{0, 0, 0, 0, 0, 0x40, 0, 0})
 	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
 		vol := bytes.Clone(ntfsBase.vol)
 		var at int64
@@ -186,6 +197,10 @@ func FuzzNTFS(f *testing.F) {
 		if err != nil && ents != nil {
 			t.Fatal("error with entries")
 		}
+		_ = fs.ReadDirFunc(`Windows\Minidump`, func(e DirEntry) error {
+			_, err := fs.OpenEntry(e)
+			return err
+		})
 		for _, p := range []string{`Windows\MEMORY.DMP`, `pagefile.sys`} {
 			fl, err := fs.Open(p)
 			if err != nil {
@@ -196,4 +211,70 @@ func FuzzNTFS(f *testing.F) {
 			_, _ = io.Copy(io.Discard, io.NewSectionReader(fl, 0, n))
 		}
 	})
+}
+
+// FuzzBootSector feeds NTFS boot sectors (large clusters, 4 KiB sectors, hostile bytes) to
+// the boot-sector parser: it never panics, and what it accepts is within NTFS's limits.
+func FuzzBootSector(f *testing.F) {
+	seed := func(bps uint16, spc byte, rec, idx byte) []byte {
+		b := make([]byte, 512)
+		copy(b[3:], "NTFS    ")
+		binary.LittleEndian.PutUint16(b[0x0B:], bps)
+		b[0x0D] = spc
+		binary.LittleEndian.PutUint64(b[0x28:], 1<<20)
+		binary.LittleEndian.PutUint64(b[0x30:], 4)
+		b[0x40], b[0x44] = rec, idx
+		b[510], b[511] = 0x55, 0xAA
+		return b
+	}
+	f.Add(seed(512, 8, 0xF6, 0x01), int64(1<<29))
+	f.Add(seed(512, 0xF4, 0xF6, 0xF4), int64(1<<29))  // 2 MiB clusters
+	f.Add(seed(512, 0xF8, 0xF6, 0xF4), int64(1<<29))  // 128 KiB clusters
+	f.Add(seed(4096, 1, 0x01, 0x01), int64(1<<32))    // 4Kn
+	f.Add(seed(4096, 16, 0xF4, 0xF4), int64(1<<32))   // 4Kn, 64 KiB clusters
+	f.Add(seed(512, 0xE0, 0xF6, 0xF4), int64(1<<29))  // reserved byte
+	f.Add(seed(4096, 0xF0, 0x80, 0x7F), int64(1<<40)) // 2^16 sectors of 4 KiB
+	f.Fuzz(func(t *testing.T, b []byte, volSize int64) {
+		nb, err := parseBoot(b, volSize)
+		if err != nil {
+			if !errors.Is(err, ErrCorruptFS) {
+				t.Fatalf("error %v does not wrap ErrCorruptFS", err)
+			}
+			return
+		}
+		if nb.clusterSize < nb.sectorSize || nb.clusterSize > maxClusterSize || nb.recordSize < 256 ||
+			nb.recordSize > 64<<10 || nb.mftOffset <= 0 || nb.sectors*nb.sectorSize > volSize {
+			t.Fatalf("accepted %+v for a %d-byte volume", nb, volSize)
+		}
+	})
+}
+
+// gpt4KnSeed is gptSeed laid out for 4096-byte logical blocks (a 4Kn disk): the header at
+// byte 4096, the entries at LBA 2, partitions in 4 KiB units.
+func gpt4KnSeed() []byte {
+	src := gptSeed()
+	d := make([]byte, 512<<10)
+	copy(d, src[:512])
+	ents := d[2*4096 : 2*4096+128*128]
+	copy(ents, src[1024:1024+128*128])
+	for i, p := range []struct{ first, last uint64 }{{40, 59}, {60, 99}} {
+		binary.LittleEndian.PutUint64(ents[i*128+32:], p.first)
+		binary.LittleEndian.PutUint64(ents[i*128+40:], p.last)
+	}
+	h := d[4096:]
+	copy(h, src[512:512+92])
+	binary.LittleEndian.PutUint64(h[32:], 127)
+	binary.LittleEndian.PutUint64(h[40:], 6)
+	binary.LittleEndian.PutUint64(h[48:], 100)
+	binary.LittleEndian.PutUint32(h[88:], crc32.ChecksumIEEE(ents))
+	binary.LittleEndian.PutUint32(h[16:], 0)
+	binary.LittleEndian.PutUint32(h[16:], crc32.ChecksumIEEE(h[:92]))
+	return d
+}
+
+func TestSeed4Kn(t *testing.T) {
+	parts, scheme, err := readPartitions(bytes.NewReader(gpt4KnSeed()), 512<<10)
+	if err != nil || scheme != SchemeGPT || len(parts) != 2 || parts[1].start != 60*4096 || parts[1].size != 40*4096 {
+		t.Errorf("4Kn gpt seed: %v %s %+v", err, scheme, parts)
+	}
 }

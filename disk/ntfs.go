@@ -137,9 +137,17 @@ func openNTFS(im *Image, v Volume) (*FS, error) {
 		if err != nil {
 			return err
 		}
-		ctx, err := parser.GetNTFSContext(paged, 0)
+		sector := make([]byte, 512)
+		if _, err := readFull(paged, sector, 0); err != nil {
+			return fmt.Errorf("ntfs: volume %d of %s: read the boot sector: %w", v.Index, im.path, err)
+		}
+		nb, err := parseBoot(sector, v.Size)
 		if err != nil {
-			return fmt.Errorf("ntfs: volume %d of %s: %w: %v", v.Index, im.path, ErrCorruptFS, err)
+			return fmt.Errorf("ntfs: volume %d of %s: %w", v.Index, im.path, err)
+		}
+		ctx, err := newNTFSContext(paged, nb)
+		if err != nil {
+			return fmt.Errorf("ntfs: volume %d of %s: %w: $MFT: %v", v.Index, im.path, ErrCorruptFS, err)
 		}
 		f.ctx = ctx
 		f.clusterSize = ctx.ClusterSize

@@ -108,7 +108,13 @@ func readPartitions(r io.ReaderAt, diskSize int64) ([]part, string, error) {
 	entries := mbrEntries(mbr)
 	for _, e := range entries {
 		if e.typ == mbrTypeGPT {
-			parts, err := readGPT(r, diskSize)
+			// The GPT header is at LBA 1: byte 512 on disks with 512-byte logical blocks,
+			// byte 4096 on 4Kn disks (4 KiB logical blocks, where every LBA counts 4 KiB).
+			lbs := int64(sectorSize)
+			if !hasGPTHeader(r, sectorSize) && hasGPTHeader(r, 4096) {
+				lbs = 4096
+			}
+			parts, err := readGPT(r, diskSize, lbs)
 			return parts, SchemeGPT, err
 		}
 	}
@@ -231,9 +237,17 @@ type gptHeader struct {
 	entriesCRC                             uint32
 }
 
-func readGPT(r io.ReaderAt, diskSize int64) ([]part, error) {
-	lastLBA := uint64(diskSize/sectorSize) - 1
-	parts, perr := readGPTAt(r, diskSize, 1)
+// hasGPTHeader reports whether an "EFI PART" signature is at byte off.
+func hasGPTHeader(r io.ReaderAt, off int64) bool {
+	var sig [8]byte
+	_, err := readFull(r, sig[:], off)
+	return err == nil && string(sig[:]) == "EFI PART"
+}
+
+// readGPT reads the GPT of a disk with logical blocks of lbs bytes (512 or 4096).
+func readGPT(r io.ReaderAt, diskSize, lbs int64) ([]part, error) {
+	lastLBA := uint64(diskSize/lbs) - 1
+	parts, perr := readGPTAt(r, diskSize, lbs, 1)
 	if perr == nil {
 		return parts, nil
 	}
@@ -241,28 +255,28 @@ func readGPT(r io.ReaderAt, diskSize int64) ([]part, error) {
 	if errors.As(perr, &ioErr) {
 		return nil, perr
 	}
-	parts, berr := readGPTAt(r, diskSize, lastLBA)
+	parts, berr := readGPTAt(r, diskSize, lbs, lastLBA)
 	if berr == nil {
 		return parts, nil
 	}
 	return nil, fmt.Errorf("%w (the backup GPT at the last sector is damaged too: %v); repair the table with sgdisk or gdisk on a copy of the image", perr, berr)
 }
 
-func readGPTAt(r io.ReaderAt, diskSize int64, lba uint64) ([]part, error) {
+func readGPTAt(r io.ReaderAt, diskSize, lbs int64, lba uint64) ([]part, error) {
 	where := "primary"
 	if lba != 1 {
 		where = "backup"
 	}
-	buf := make([]byte, sectorSize)
-	if _, err := readFull(r, buf, int64(lba)*sectorSize); err != nil {
+	buf := make([]byte, lbs)
+	if _, err := readFull(r, buf, int64(lba)*lbs); err != nil {
 		return nil, fmt.Errorf("read %s GPT header: %w", where, err)
 	}
 	if string(buf[:8]) != "EFI PART" {
 		return nil, fmt.Errorf("%w: the %s GPT header at sector %d has no \"EFI PART\" signature", ErrPartitionTable, where, lba)
 	}
 	hsize := binary.LittleEndian.Uint32(buf[12:])
-	if hsize < 92 || hsize > sectorSize {
-		return nil, fmt.Errorf("%w: the %s GPT header size %d is not within 92-%d", ErrPartitionTable, where, hsize, sectorSize)
+	if hsize < 92 || int64(hsize) > lbs {
+		return nil, fmt.Errorf("%w: the %s GPT header size %d is not within 92-%d", ErrPartitionTable, where, hsize, lbs)
 	}
 	want := binary.LittleEndian.Uint32(buf[16:])
 	hdr := append([]byte(nil), buf[:hsize]...)
@@ -290,12 +304,12 @@ func readGPTAt(r io.ReaderAt, diskSize int64, lba uint64) ([]part, error) {
 		return nil, fmt.Errorf("%w: the %s GPT entry size %d is not a multiple of 8 within 128-%d", ErrPartitionTable, where, h.entrySize, maxGPTEntrySize)
 	}
 	tableLen := int64(h.numEntries) * int64(h.entrySize)
-	diskSectors := uint64(diskSize / sectorSize)
-	if h.entriesLBA >= diskSectors || int64(h.entriesLBA)*sectorSize+tableLen > diskSize {
+	diskSectors := uint64(diskSize / lbs)
+	if h.entriesLBA >= diskSectors || int64(h.entriesLBA)*lbs+tableLen > diskSize {
 		return nil, fmt.Errorf("%w: the %s GPT entry array (sector %d, %d bytes) lies past the end of the disk", ErrPartitionTable, where, h.entriesLBA, tableLen)
 	}
 	table := make([]byte, tableLen)
-	if _, err := readFull(r, table, int64(h.entriesLBA)*sectorSize); err != nil {
+	if _, err := readFull(r, table, int64(h.entriesLBA)*lbs); err != nil {
 		return nil, fmt.Errorf("read %s GPT entries: %w", where, err)
 	}
 	if got := crc32.ChecksumIEEE(table); got != h.entriesCRC {
@@ -320,7 +334,7 @@ func readGPTAt(r io.ReaderAt, diskSize int64, lba uint64) ([]part, error) {
 			name = "unknown"
 		}
 		parts = append(parts, part{
-			index: idx, start: int64(first) * sectorSize, size: int64(last-first+1) * sectorSize,
+			index: idx, start: int64(first) * lbs, size: int64(last-first+1) * lbs,
 			scheme: SchemeGPT, typ: guid, typeName: name, name: utf16Name(e[56:128]),
 		})
 	}

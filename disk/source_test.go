@@ -135,8 +135,9 @@ func TestBackingPolicy(t *testing.T) {
 	}
 }
 
-// chainOf opens top without reading partitions (a host file has none) and returns its chain.
-func chainOf(tb testing.TB, top string, policy BackingPolicy) []ChainFile {
+// openChainOnly opens top and its backing chain without reading partitions (a host file
+// has none).
+func openChainOnly(tb testing.TB, top string, policy BackingPolicy) *Image {
 	tb.Helper()
 	src, err := OpenFile(top)
 	if err != nil {
@@ -150,28 +151,19 @@ func chainOf(tb testing.TB, top string, policy BackingPolicy) []ChainFile {
 	if im.img, err = c.open(src); err != nil {
 		tb.Fatal(err)
 	}
+	im.size = im.img.Size()
 	tb.Cleanup(func() { im.Close() })
-	return im.Chain()
+	return im
+}
+
+func chainOf(tb testing.TB, top string, policy BackingPolicy) []ChainFile {
+	return openChainOnly(tb, top, policy).Chain()
 }
 
 func readVirtual(tb testing.TB, top string, policy BackingPolicy) []byte {
 	tb.Helper()
-	src, err := OpenFile(top)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	im := &Image{path: top, ctx: t0ctx, fss: map[int]*FS{}}
-	c := &chain{im: im, res: LocalResolver(policy), seen: map[string]bool{}}
-	if err := c.add(src, ""); err != nil {
-		tb.Fatal(err)
-	}
-	if im.img, err = c.open(src); err != nil {
-		tb.Fatal(err)
-	}
-	defer im.Close()
-	im.size = im.img.Size()
 	b := make([]byte, 4096)
-	if _, err := im.ReadAt(b, 0); err != nil {
+	if _, err := openChainOnly(tb, top, policy).ReadAt(b, 0); err != nil {
 		tb.Fatal(err)
 	}
 	return b
