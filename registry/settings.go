@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,14 @@ type Settings struct {
 	// Anomalies lists values that exist but that Windows cannot use as they are (wrong type or
 	// size). Such values are left out of the fields above.
 	Anomalies []string `json:"anomalies,omitempty"`
+	// PagingDamaged reports that Memory Management could not be read (see Damage).
+	PagingDamaged bool `json:"pagingDamaged,omitempty"`
+	// Damage lists the damaged parts of the hive met while reading: those with an Item made
+	// that item unknown; the others were skipped on the way to what was needed.
+	Damage []Damage `json:"damage,omitempty"`
+	// Version is the Windows version read from the SOFTWARE hive beside this one; nil when
+	// unknown.
+	Version *WindowsVersion `json:"version,omitempty"`
 }
 
 // Client reports a client SKU (ProductType WinNT), where current i8042prt and kbdhid arm a
@@ -71,6 +80,9 @@ func (s *Settings) Effective(d hid.Driver) hid.Effective {
 // DriverSettings are one keyboard driver's service and crash-hotkey values.
 type DriverSettings struct {
 	Driver hid.Driver `json:"driver"`
+	// Damaged reports that the driver's keys could not be read completely (see
+	// Settings.Damage): the values below are what could be read.
+	Damaged bool `json:"damaged,omitempty"`
 	// Present reports that Services\<driver> exists.
 	Present bool `json:"present"`
 	// Start is the service's start type (0 boot, 1 system, 2 automatic, 3 manual, 4 disabled).
@@ -116,7 +128,9 @@ func StartName(start uint32) string {
 // is written. Absent values are nil.
 type CrashControl struct {
 	// Present reports that the CrashControl key exists.
-	Present              bool    `json:"present"`
+	Present bool `json:"present"`
+	// Damaged reports that CrashControl could not be read completely (see Settings.Damage).
+	Damaged              bool    `json:"damaged,omitempty"`
 	CrashDumpEnabled     *uint32 `json:"crashDumpEnabled,omitempty"`
 	FilterPages          *uint32 `json:"filterPages,omitempty"`
 	DumpFile             *string `json:"dumpFile,omitempty"`
@@ -160,10 +174,15 @@ func ReadHiveFile(path string) (*Settings, error) {
 
 // ReadHive reads the crash settings from the SYSTEM hive in the first size bytes of r.
 // CurrentControlSet, which does not exist in the file, is resolved through Select\Current.
+// When the hive is dirty, the transaction logs (SYSTEM.LOG1, SYSTEM.LOG2) are replayed
+// first, in memory, as Windows does at boot (Settings.Hive.Replay says what was applied; a
+// damaged log is skipped with a warning in Settings.Hive.LogWarnings). A damaged part of the
+// hive makes only the items under it unknown (Settings.Damage); the error cases are a hive
+// whose root, Select or control set cannot be read.
 // Memory stays bounded whatever the hive claims; a damaged hive gives an error wrapping
 // ErrCorruptHive (never a panic), a hive without Select or control sets ErrNotSystemHive,
 // and a failing r its own error.
-func ReadHive(r io.ReaderAt, size int64) (s *Settings, err error) {
+func ReadHive(r io.ReaderAt, size int64, logs ...LogSource) (s *Settings, err error) {
 	var h *hive
 	defer func() {
 		if p := recover(); p != nil {
@@ -173,7 +192,7 @@ func ReadHive(r io.ReaderAt, size int64) (s *Settings, err error) {
 			s, err = nil, fmt.Errorf("read hive: %w", h.c.err)
 		}
 	}()
-	h, err = openHive(r, size)
+	h, err = openReplayed(r, size, logs)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +200,7 @@ func ReadHive(r io.ReaderAt, size int64) (s *Settings, err error) {
 	if err := sc.run(); err != nil {
 		return nil, err
 	}
+	sc.s.Damage = append(sc.s.Damage, h.otherDamage(sc.s.Damage)...)
 	return sc.s, nil
 }
 
@@ -188,6 +208,19 @@ func ReadHive(r io.ReaderAt, size int64) (s *Settings, err error) {
 type scan struct {
 	h *hive
 	s *Settings
+}
+
+// item records err from reading one item: damage (ErrCorruptHive) makes the item unknown
+// and the scan goes on; any other error (the reader failed) ends it.
+func (sc *scan) item(name, keyPath string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrCorruptHive) || errors.Is(err, errBudget) {
+		return err
+	}
+	sc.s.Damage = append(sc.s.Damage, Damage{Key: keyPath, Item: name, Error: strings.TrimPrefix(err.Error(), ErrCorruptHive.Error()+": ")})
+	return nil
 }
 
 func (sc *scan) run() error {
@@ -209,7 +242,8 @@ func (sc *scan) run() error {
 	if err := sc.pickControlSet(root); err != nil {
 		return err
 	}
-	cs, err := root.Subkey(fmt.Sprintf("ControlSet%03d", sc.s.ControlSet))
+	csName := fmt.Sprintf("ControlSet%03d", sc.s.ControlSet)
+	cs, err := root.Subkey(csName)
 	if err != nil {
 		return err
 	}
@@ -217,18 +251,25 @@ func (sc *scan) run() error {
 		return fmt.Errorf("%w: %s is %d but ControlSet%03d does not exist (the hive has %s)", ErrNotSystemHive,
 			sc.s.ControlSetFrom, sc.s.ControlSet, sc.s.ControlSet, listOr(sc.s.ControlSets, "no control set"))
 	}
-	if k, err := cs.Open(`Control\ProductOptions`); err != nil {
-		return err
-	} else if k != nil {
-		if v, err := sc.str(k, "ProductType"); err != nil {
+	err = func() error {
+		k, err := cs.Open(`Control\ProductOptions`)
+		if err != nil || k == nil {
 			return err
-		} else if v != nil {
+		}
+		v, err := sc.str(k, "ProductType")
+		if v != nil {
 			sc.s.ProductType = *v
 		}
-	}
-	if k, err := cs.Open(`Control\Windows`); err != nil {
 		return err
-	} else if k != nil {
+	}()
+	if err := sc.item("ProductType", csName+`\Control\ProductOptions`, err); err != nil {
+		return err
+	}
+	err = func() error {
+		k, err := cs.Open(`Control\Windows`)
+		if err != nil || k == nil {
+			return err
+		}
 		v, err := k.Value("ShutdownTime")
 		if err != nil {
 			return err
@@ -238,26 +279,38 @@ func (sc *scan) run() error {
 				sc.s.ShutdownTime = &t
 			}
 		}
+		return nil
+	}()
+	if err := sc.item("ShutdownTime", csName+`\Control\Windows`, err); err != nil {
+		return err
 	}
 	for _, d := range hid.Drivers {
 		ds, err := sc.driver(cs, d)
-		if err != nil {
+		ds.Damaged = err != nil
+		if err := sc.item(string(d), csName+`\Services\`+string(d), err); err != nil {
 			return err
 		}
 		sc.s.Drivers = append(sc.s.Drivers, ds)
 	}
-	if err := sc.crashControl(cs); err != nil {
+	err = sc.crashControl(cs)
+	sc.s.CrashControl.Damaged = err != nil
+	if err := sc.item("CrashControl", csName+`\Control\CrashControl`, err); err != nil {
 		return err
 	}
-	if k, err := cs.Open(`Control\Session Manager\Memory Management`); err != nil {
-		return err
-	} else if k != nil {
+	err = func() error {
+		k, err := cs.Open(`Control\Session Manager\Memory Management`)
+		if err != nil || k == nil {
+			return err
+		}
 		if sc.s.PagingFiles, err = sc.multi(k, "PagingFiles"); err != nil {
 			return err
 		}
-		if sc.s.ExistingPageFiles, err = sc.multi(k, "ExistingPageFiles"); err != nil {
-			return err
-		}
+		sc.s.ExistingPageFiles, err = sc.multi(k, "ExistingPageFiles")
+		return err
+	}()
+	sc.s.PagingDamaged = err != nil
+	if err := sc.item("PagingFiles", csName+`\Control\Session Manager\Memory Management`, err); err != nil {
+		return err
 	}
 	return nil
 }
