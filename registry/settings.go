@@ -51,9 +51,26 @@ type Settings struct {
 	Version *WindowsVersion `json:"version,omitempty"`
 }
 
-// Client reports a client SKU (ProductType WinNT), where current i8042prt and kbdhid arm a
-// built-in hotkey (LShift+RShift+grave) when no crashdump values are set.
-func (s *Settings) Client() bool { return strings.EqualFold(s.ProductType, "WinNT") }
+// Client reports a client SKU: ProductType WinNT, or, when ProductType is missing, a SOFTWARE
+// hive that says InstallationType Client.
+func (s *Settings) Client() bool {
+	if s.ProductType == "" && s.Version != nil && s.Version.InstallationType != "" {
+		return !s.Version.Server()
+	}
+	return strings.EqualFold(s.ProductType, "WinNT")
+}
+
+// BuiltinDefault reports whether current i8042prt and kbdhid can arm their built-in hotkey
+// (LShift+RShift+grave, 0x11/1) when no crashdump values are set: only on client Windows 10
+// and later. When the version is unknown (no SOFTWARE hive) every client counts, as before
+// crashkey read the version.
+func (s *Settings) BuiltinDefault() bool {
+	if !s.Client() {
+		return false
+	}
+	b := s.Version.Build()
+	return b == 0 || b >= BuildWindows10
+}
 
 // Driver returns the settings of driver d.
 func (s *Settings) Driver(d hid.Driver) DriverSettings {
@@ -67,14 +84,14 @@ func (s *Settings) Driver(d hid.Driver) DriverSettings {
 
 // Effective is the hotkey configuration driver d derives from these settings, with the
 // drivers' precedence applied by package hid: the built-in default hotkey of client Windows
-// counts for i8042prt and kbdhid (hyperkbd's is unknown), and a driver whose service is not
-// installed has none.
+// 10 and later counts for i8042prt and kbdhid (hyperkbd's is unknown; see BuiltinDefault),
+// and a driver whose service is not installed has none.
 func (s *Settings) Effective(d hid.Driver) hid.Effective {
 	ds := s.Driver(d)
 	if !ds.Present {
 		return hid.Effective{Source: "none", Reason: fmt.Sprintf(`Services\%s does not exist: the driver is not installed`, d)}
 	}
-	return ds.Registry(s.Client() && d != hid.Hyperkbd).Effective()
+	return ds.Registry(s.BuiltinDefault() && d != hid.Hyperkbd).Effective()
 }
 
 // DriverSettings are one keyboard driver's service and crash-hotkey values.
@@ -348,6 +365,16 @@ func (sc *scan) pickControlSet(root *key) error {
 		listOr(sc.s.ControlSets, "no control set"))
 }
 
+// firstErr keeps the first error of a sequence of reads that go on past errors.
+type firstErr struct{ err error }
+
+func (f *firstErr) keep(err error) bool {
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return err == nil
+}
+
 func (sc *scan) driver(cs *key, d hid.Driver) (DriverSettings, error) {
 	ds := DriverSettings{Driver: d}
 	svc, err := cs.Open(`Services\` + string(d))
@@ -355,30 +382,22 @@ func (sc *scan) driver(cs *key, d hid.Driver) (DriverSettings, error) {
 		return ds, err
 	}
 	ds.Present = true
-	if ds.Start, err = sc.dword(svc, "Start"); err != nil {
-		return ds, err
+	var fe firstErr
+	ds.Start, err = sc.dword(svc, "Start")
+	fe.keep(err)
+	if p, err := svc.Subkey("Parameters"); fe.keep(err) && p != nil {
+		ds.ParametersWritten = timePtr(p.LastWrite())
+		ds.CrashOnCtrlScroll, err = sc.dword(p, "CrashOnCtrlScroll")
+		fe.keep(err)
 	}
-	if p, err := svc.Subkey("Parameters"); err != nil {
-		return ds, err
-	} else if p != nil {
-		t := p.LastWrite()
-		ds.ParametersWritten = timePtr(t)
-		if ds.CrashOnCtrlScroll, err = sc.dword(p, "CrashOnCtrlScroll"); err != nil {
-			return ds, err
-		}
-	}
-	if c, err := svc.Subkey("crashdump"); err != nil {
-		return ds, err
-	} else if c != nil {
+	if c, err := svc.Subkey("crashdump"); fe.keep(err) && c != nil {
 		ds.CrashdumpWritten = timePtr(c.LastWrite())
-		if ds.Dump1Keys, err = sc.dword(c, "Dump1Keys"); err != nil {
-			return ds, err
-		}
-		if ds.Dump2Key, err = sc.dword(c, "Dump2Key"); err != nil {
-			return ds, err
-		}
+		ds.Dump1Keys, err = sc.dword(c, "Dump1Keys")
+		fe.keep(err)
+		ds.Dump2Key, err = sc.dword(c, "Dump2Key")
+		fe.keep(err)
 	}
-	return ds, nil
+	return ds, fe.err
 }
 
 func (sc *scan) crashControl(cs *key) error {
@@ -389,6 +408,7 @@ func (sc *scan) crashControl(cs *key) error {
 	c := &sc.s.CrashControl
 	c.Present = true
 	c.Written = timePtr(k.LastWrite())
+	var fe firstErr
 	for _, d := range []struct {
 		name string
 		dst  **uint32
@@ -401,9 +421,8 @@ func (sc *scan) crashControl(cs *key) error {
 		{"AlwaysKeepMemoryDump", &c.AlwaysKeepMemoryDump},
 		{"NMICrashDump", &c.NMICrashDump},
 	} {
-		if *d.dst, err = sc.dword(k, d.name); err != nil {
-			return err
-		}
+		*d.dst, err = sc.dword(k, d.name)
+		fe.keep(err)
 	}
 	for _, d := range []struct {
 		name string
@@ -413,11 +432,10 @@ func (sc *scan) crashControl(cs *key) error {
 		{"MinidumpDir", &c.MinidumpDir},
 		{"DedicatedDumpFile", &c.DedicatedDumpFile},
 	} {
-		if *d.dst, err = sc.str(k, d.name); err != nil {
-			return err
-		}
+		*d.dst, err = sc.str(k, d.name)
+		fe.keep(err)
 	}
-	return nil
+	return fe.err
 }
 
 func (sc *scan) anomaly(k *key, name, what string) {
