@@ -326,11 +326,15 @@ func replayNew(o *overlay, base []byte, files []*logFile) (*Replay, []string) {
 	rep := &Replay{Format: "HvLE"}
 	var cur *logFile
 	var last *hvle
+	bySeq := map[uint32][]int{}
+	for i, e := range all {
+		bySeq[e.seq] = append(bySeq[e.seq], i)
+	}
 	for range len(all) {
 		var pick *hvle
-		for i := range all {
+		for _, i := range bySeq[seq] {
 			e := &all[i]
-			if e.seq == seq && (pick == nil || e.log == cur && pick.log != cur) {
+			if pick == nil || e.log == cur && pick.log != cur {
 				pick = e
 			}
 		}
