@@ -303,7 +303,7 @@ func Check(s *Settings, opts CheckOptions) *Report {
 		switch {
 		case !dr.Armed:
 			add(Problem{ID: "hotkey-none", Severity: SeverityError, Driver: d,
-				Message: fmt.Sprintf("%s has no crash hotkey: %s", d, eff.Reason)})
+				Message: fmt.Sprintf("%s has no crash hotkey: %s", d, dr.Reason)})
 		case eff.Source == "built-in default":
 			add(Problem{ID: "hotkey-builtin", Severity: SeverityWarning, Driver: d,
 				Message: fmt.Sprintf("%s relies on the built-in default hotkey %s (%s) of client Windows 10 and later, which Microsoft does not document and not every build has; arm a hotkey explicitly", d, dr.Hotkey, dr.Registry)})

@@ -416,7 +416,12 @@ func replayOld(o *overlay, base []byte, files []*logFile) (*Replay, []string) {
 	}
 	pages := (vec + (bits+7)/8 + sector - 1) / sector * sector
 	var dirty []int64
-	for i := range bits {
+	room := (int64(len(b)) - pages) / 512
+	for i := int64(0); i < bits && int64(len(dirty)) <= room; i++ {
+		if i%8 == 0 && b[vec+i/8] == 0 {
+			i += 7
+			continue
+		}
 		if b[vec+i/8]&(1<<(i%8)) != 0 {
 			dirty = append(dirty, i)
 		}
