@@ -217,7 +217,7 @@ func Check(s *Settings, opts CheckOptions) *Report {
 			add(Problem{ID: "hive-damage", Severity: SeverityWarning,
 				Message: fmt.Sprintf("the hive is damaged under %s (%s); preflight read what it needs around it", where, d.Error),
 				Fix:     damageFix})
-		case string(hid.I8042prt), string(hid.Kbdhid), string(hid.Hyperkbd), "CrashControl":
+		case string(hid.I8042prt), string(hid.Kbdhid), "CrashControl":
 			// reported with the driver or the dump settings below
 		default:
 			add(Problem{ID: "hive-damage", Severity: SeverityWarning,

@@ -139,7 +139,7 @@ func (h *hive) otherDamage(items []Damage) []Damage {
 var errBudget = errors.New("visit budget spent")
 
 func (h *hive) noteDamage(keyPath, what string, err error) {
-	msg := what + ": " + strings.TrimPrefix(err.Error(), ErrCorruptHive.Error()+": ")
+	msg := what + ": " + strings.ReplaceAll(err.Error(), ErrCorruptHive.Error()+": ", "")
 	id := keyPath + "\x00" + msg
 	if h.seen[id] || len(h.damage) >= 64 {
 		return
@@ -385,6 +385,14 @@ func (k *key) LastWrite() time.Time {
 // eachSubkey calls fn for every readable subkey until fn returns true. Damaged entries of
 // the subkey list are skipped (and noted); damaged is their number.
 func (k *key) eachSubkey(fn func(*key) bool) (damaged listDamage, err error) {
+	return k.eachSubkeyFor("", fn)
+}
+
+// eachSubkeyFor is eachSubkey for a lookup of the subkey named want (or "" for all): a
+// damaged entry whose name hint (lf) or name hash (lh) shows it is another key is noted as
+// damage but not counted.
+func (k *key) eachSubkeyFor(want string, fn func(*key) bool) (damaged listDamage, err error) {
+	damaged.want = want
 	if regparser.ParseUint32(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_SubKeyCounts) == 0 {
 		return damaged, nil
 	}
@@ -396,11 +404,48 @@ func (k *key) eachSubkey(fn func(*key) bool) (damaged listDamage, err error) {
 type listDamage struct {
 	n     int
 	first string
+	want  string
+}
+
+// mayBe reports whether a damaged list entry with this lf name hint or lh hash can be the
+// key named d.want.
+func (d *listDamage) mayBe(sig uint16, extra uint32) bool {
+	if d.want == "" {
+		return true
+	}
+	switch sig {
+	case sigLH:
+		var h uint32
+		for _, c := range utf16.Encode([]rune(strings.ToUpper(d.want))) {
+			h = 37*h + uint32(c)
+		}
+		return h == extra
+	case sigLF:
+		var hint [4]byte
+		binary.LittleEndian.PutUint32(hint[:], extra)
+		if hint[0] == 0 {
+			return true // a name not in ASCII: no hint
+		}
+		w := []byte(d.want)
+		for i := range 4 {
+			var c byte
+			if i < len(w) {
+				c = w[i]
+			}
+			if c >= 0x80 {
+				return true
+			}
+			if !strings.EqualFold(string(hint[i]), string(c)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (d *listDamage) add(what string, err error) {
 	if d.n == 0 {
-		d.first = what + ": " + strings.TrimPrefix(err.Error(), ErrCorruptHive.Error()+": ")
+		d.first = what + ": " + strings.ReplaceAll(err.Error(), ErrCorruptHive.Error()+": ", "")
 	}
 	d.n++
 }
@@ -433,7 +478,9 @@ func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool, damaged *list
 			}
 			if err != nil {
 				what := fmt.Sprintf("subkey entry %d of %d", i+1, count)
-				damaged.add(what, err)
+				if sig == sigLI || damaged.mayBe(sig, regparser.ParseUint32(h.c, abs+8+i*width+4)) {
+					damaged.add(what, err)
+				}
 				h.noteDamage(kp, what, err)
 				continue
 			}
@@ -465,7 +512,7 @@ func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool, damaged *list
 // that is an error wrapping ErrCorruptHive.
 func (k *key) Subkey(name string) (*key, error) {
 	var found *key
-	damaged, err := k.eachSubkey(func(c *key) bool {
+	damaged, err := k.eachSubkeyFor(name, func(c *key) bool {
 		if nameLengthFits(int64(c.nk.NameLength()), c.nk.Flags()&0x20 != 0, name) && strings.EqualFold(c.Name(), name) {
 			found = c
 			return true

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -156,5 +158,63 @@ func TestArmPreflightRoundTrip(t *testing.T) {
 	}
 	if _, _, code := runCrashkey(t, "preflight", hive, "--hotkey", "rctrl+scroll"); code != ExitNo {
 		t.Errorf("asking for RCtrl+ScrollLock on a guest armed for RCtrl+Space: exit %d, want 1", code)
+	}
+}
+
+// freeCell copies the armed fixture with the key (nk) or value (vk) cell named name marked
+// unallocated, found by its name at its offset in the cell (76 for nk, 20 for vk).
+func freeCell(t *testing.T, sig, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(armedHive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[string]int{"nk": 76, "vk": 20}[sig]
+	found := 0
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(name))
+		if j < 0 {
+			break
+		}
+		cell := i + j - at - 4
+		if cell >= 4096 && string(b[cell+4:cell+6]) == sig && int32(binary.LittleEndian.Uint32(b[cell:])) < 0 {
+			binary.LittleEndian.PutUint32(b[cell:], uint32(-int32(binary.LittleEndian.Uint32(b[cell:]))))
+			found++
+		}
+		i += j + 1
+	}
+	if found != 1 {
+		t.Fatalf("%d %s cells named %s", found, sig, name)
+	}
+	p := filepath.Join(t.TempDir(), "SYSTEM")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPreflightDamagedHive: damage the checks do not need is a warning (exit 0), damage of
+// a keyboard driver's keys makes its hotkey unknown (exit 1), and only a hive whose Select
+// key is unreadable fails the command (exit 3).
+func TestPreflightDamagedHive(t *testing.T) {
+	for _, tc := range []struct {
+		name, sig, cell string
+		code            int
+		out, errOut     string
+	}{
+		{"elsewhere", "vk", "LogEvent", ExitOK, "warning hive-damage: some values of Control\\CrashControl cannot be read", ""},
+		{"kbdhid", "nk", "kbdhid", ExitNo, "error   hotkey-damaged: whether kbdhid has a crash hotkey is unknown", ""},
+		{"select", "nk", "Select", ExitFailed, "", "is not allocated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hive := freeCell(t, tc.sig, tc.cell)
+			out, errOut, code := runCrashkey(t, "preflight", hive)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.errOut) || (tc.errOut == "") != (errOut == "") {
+				t.Fatalf("exit %d (want %d), stderr %q\n%s", code, tc.code, errOut, out)
+			}
+			if tc.name == "elsewhere" {
+				checkGolden(t, "preflight/hive-damaged.golden", strings.ReplaceAll(out, hive, "HIVE"))
+			}
+		})
 	}
 }
