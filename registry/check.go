@@ -115,9 +115,9 @@ type Report struct {
 	VersionUnknown string          `json:"versionUnknown,omitempty"`
 	// BuiltinDefault reports that the drivers' built-in default hotkey can exist here.
 	BuiltinDefault bool           `json:"builtinDefault"`
-	Drivers     []DriverReport `json:"drivers"`
-	Dump        DumpReport     `json:"dump"`
-	Paging      PagingReport   `json:"paging"`
+	Drivers        []DriverReport `json:"drivers"`
+	Dump           DumpReport     `json:"dump"`
+	Paging         PagingReport   `json:"paging"`
 	// Hotkey is the answer for the hotkey crashkey was asked about, if any.
 	Hotkey *HotkeyCheck `json:"hotkey,omitempty"`
 	// Problems lists errors first, then warnings.
@@ -171,9 +171,9 @@ var keyboards = map[hid.Driver]string{
 // its fix.
 func Check(s *Settings, opts CheckOptions) *Report {
 	r := &Report{
-		Settings:    s,
-		Logs:        opts.Logs,
-		ControlSet:  fmt.Sprintf("ControlSet%03d", s.ControlSet),
+		Settings:       s,
+		Logs:           opts.Logs,
+		ControlSet:     fmt.Sprintf("ControlSet%03d", s.ControlSet),
 		ProductType:    s.ProductType,
 		Client:         s.Client(),
 		Windows:        s.Version,
