@@ -52,6 +52,21 @@ func TestPreflightGolden(t *testing.T) {
 	}
 }
 
+// TestPreflightNoWindows: an image with no \Windows volume is a "no" (exit 1), as for
+// pull --list; with --partition naming a volume without the hive it is bad input.
+func TestPreflightNoWindows(t *testing.T) {
+	img := diskImage(t, "tiny.qcow2")
+	for _, args := range [][]string{{"preflight", img}, {"preflight", "--json", img}, {"pull", "--list", img}} {
+		out, errOut, code := runCrashkey(t, args...)
+		if code != ExitNo || out != "" || !strings.Contains(errOut, `has a \Windows directory`) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if _, _, code := runCrashkey(t, "preflight", img, "--partition", "1"); code != ExitUsage {
+		t.Errorf("--partition 1: exit %d", code)
+	}
+}
+
 func TestPreflightJSONContract(t *testing.T) {
 	out, _, code := runCrashkey(t, "preflight", "--json", armedHive, "--hotkey", "lshift+rshift+d")
 	if code != ExitNo {
