@@ -29,8 +29,9 @@ import (
 const (
 	// logHeader is the size of the partial base block at the start of a log.
 	logHeader = 512
-	// maxLogSize bounds a log file crashkey reads into memory.
-	maxLogSize = 128 << 20
+	// maxLogSize bounds a log file crashkey reads into memory (Windows keeps its logs far
+	// smaller: it reconciles the primary file as they grow).
+	maxLogSize = 64 << 20
 	// hvleHeader is the fixed part of a log entry.
 	hvleHeader = 40
 	// maxEntries bounds the log entries one replay considers.
@@ -198,13 +199,14 @@ type overlay struct {
 	sectors map[int64][]byte // by file offset / 512
 }
 
+// put places b (a multiple of 512 bytes, at a 512-byte aligned offset) over the primary. The
+// sectors keep pointing into b, usually the log's own buffer, so that a replay holds no copy
+// of the pages besides the logs themselves.
 func (o *overlay) put(off int64, b []byte) {
-	for len(b) > 0 {
-		s := make([]byte, 512)
-		copy(s, b)
-		o.sectors[off/512] = s
+	for len(b) >= 512 {
+		o.sectors[off/512] = b[:512:512]
 		off += 512
-		b = b[min(512, len(b)):]
+		b = b[512:]
 	}
 }
 
@@ -273,7 +275,7 @@ func replayLogs(r io.ReaderAt, size int64, logs []LogSource) (io.ReaderAt, int64
 	}
 	if len(files) == 0 {
 		if len(warns) == 0 {
-			warns = append(warns, "no transaction log found beside the hive (SYSTEM.LOG1, SYSTEM.LOG2)")
+			warns = append(warns, "no transaction log (.LOG1, .LOG2) found beside the hive")
 		}
 		return nil, 0, nil, warns
 	}
@@ -466,9 +468,6 @@ func openReplayed(r io.ReaderAt, size int64, logs []LogSource) (*hive, error) {
 	h, err := openHive(r, size)
 	if err != nil || !h.info.Dirty && h.info.ChecksumOK {
 		return h, err
-	}
-	if len(logs) == 0 {
-		return h, nil
 	}
 	rr, rsize, rep, warns := replayLogs(r, size, logs)
 	if rep == nil {

@@ -284,6 +284,7 @@ func TestReplayDamagedLogs(t *testing.T) {
 		{"LOG2 missing", []LogSource{src("SYSTEM.LOG1", log1)}, 1, ""},
 		{"only the second", []LogSource{src("SYSTEM.LOG2", log2)}, 0, "no log entry continues the primary's sequence number 100 (the logs hold entries 99 to 101)"},
 		{"empty log", []LogSource{src("SYSTEM.LOG1", nil)}, 0, "shorter than its 512-byte header"},
+		{"no logs", nil, 0, "no transaction log (.LOG1, .LOG2) found beside the hive"},
 		{"zeros", []LogSource{src("SYSTEM.LOG1", make([]byte, 8192))}, 0, `no "regf" base block`},
 		{"old format truncated", []LogSource{src("SYSTEM.LOG1", oldLog[:len(oldLog)-512])}, 0, "dirty pages are marked but the file holds only"},
 		{"old format not complete", []LogSource{src("SYSTEM.LOG1", func() []byte { b := bytes.Clone(oldLog); putU32(b, 8, 7); fixChecksum(b); return b }())}, 0, "not written completely"},
