@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // Transaction log replay. A hive whose base block sequence numbers differ ("dirty") was not
@@ -265,7 +266,12 @@ func replayLogs(r io.ReaderAt, size int64, logs []LogSource) (io.ReaderAt, int64
 		return nil, 0, nil, []string{"the primary file's base block cannot be read"}
 	}
 	var files []*logFile
+	var empty []string
 	for _, src := range logs {
+		if src.Size == 0 {
+			empty = append(empty, src.Name) // an unused log: Windows keeps it empty
+			continue
+		}
 		lf, err := readLog(src)
 		if err != nil {
 			warns = append(warns, err.Error())
@@ -274,7 +280,11 @@ func replayLogs(r io.ReaderAt, size int64, logs []LogSource) (io.ReaderAt, int64
 		files = append(files, lf)
 	}
 	if len(files) == 0 {
-		if len(warns) == 0 {
+		switch {
+		case len(warns) > 0:
+		case len(empty) > 0:
+			warns = append(warns, fmt.Sprintf("the transaction logs are empty (%s): nothing to replay", strings.Join(empty, ", ")))
+		default:
 			warns = append(warns, "no transaction log (.LOG1, .LOG2) found beside the hive")
 		}
 		return nil, 0, nil, warns
