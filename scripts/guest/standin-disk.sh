@@ -172,10 +172,6 @@ truncate -s "${vol_mib}M" "$vol"
 mkntfs -T -F -Q -q -c 4096 -s 512 -p "$start" -H 255 -S 63 -L Windows "$vol" >/dev/null 2>&1 || die "mkntfs failed"
 for d in Windows Windows/System32 Windows/System32/config Windows/Minidump; do "$H" mkdir "$vol" "$d"; done
 ntfscp -q "$vol" "$work/SYSTEM" Windows/System32/config/SYSTEM
-# the SOFTWARE hive that names the Windows version (registry/testdata/software/build.sh)
-software="$root/registry/testdata/SOFTWARE-server2019"
-[ "$product" = WinNT ] && software="$root/registry/testdata/SOFTWARE-win10"
-ntfscp -q "$vol" "$software" Windows/System32/config/SOFTWARE
 truncate -s "${pf_mib}M" "$work/pagefile.sys"
 if [ "$fragmented" = 1 ]; then
   "$H" mkdir "$vol" Windows/Temp
@@ -199,6 +195,11 @@ if [ "$ded_mib" != 0 ]; then
   truncate -s "${ded_mib}M" "$work/DedicatedDump.sys"
   ntfscp -q "$vol" "$work/DedicatedDump.sys" DedicatedDump.sys
 fi
+# the SOFTWARE hive that names the Windows version (registry/testdata/software/build.sh),
+# copied last so that the other files keep their places on the volume
+software="$root/registry/testdata/SOFTWARE-server2019"
+[ "$product" = WinNT ] && software="$root/registry/testdata/SOFTWARE-win10"
+ntfscp -q "$vol" "$software" Windows/System32/config/SOFTWARE
 cmp -s "$work/SYSTEM" <(ntfscat "$vol" Windows/System32/config/SYSTEM) || die "the hive in the volume differs from the merged hive"
 
 # ---- disk ----------------------------------------------------------------------------------
