@@ -52,18 +52,14 @@ func Preflight(ctx context.Context, path string, opts PreflightOptions) (*Report
 // preflightHiveFile checks a SYSTEM hive file, with the logs (SYSTEM.LOG1, SYSTEM.LOG2) and
 // the SOFTWARE hive found beside it.
 func preflightHiveFile(path string, opts PreflightOptions) (*Report, error) {
-	f, err := os.Open(path)
+	f, size, err := openFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: hive: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("preflight: hive: %w", err)
-	}
 	logs, srcs, closeLogs := hiveFileLogs(path)
 	defer closeLogs()
-	s, err := ReadHive(f, st.Size(), srcs...)
+	s, err := ReadHive(f, size, srcs...)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: hive %s: %w", path, err)
 	}
@@ -82,18 +78,14 @@ func preflightHiveFile(path string, opts PreflightOptions) (*Report, error) {
 // readVersionFile reads the Windows version from the SOFTWARE hive file at path, replaying
 // the logs beside it when it is dirty.
 func readVersionFile(path string) (*WindowsVersion, error) {
-	f, err := os.Open(path)
+	f, size, err := openFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	_, srcs, closeLogs := hiveFileLogs(path)
 	defer closeLogs()
-	return ReadVersion(f, st.Size(), srcs...)
+	return ReadVersion(f, size, srcs...)
 }
 
 // PreflightImage is Preflight for an image that is already open (opts.ForceShare and

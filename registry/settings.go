@@ -173,20 +173,30 @@ func (c CrashControl) DumpType() DumpType {
 
 // ReadHiveFile reads the crash settings from the SYSTEM hive file at path.
 func ReadHiveFile(path string) (*Settings, error) {
-	f, err := os.Open(path)
+	f, size, err := openFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("hive: %w", err)
-	}
-	s, err := ReadHive(f, st.Size())
+	s, err := ReadHive(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openFile opens the file at path and returns its size.
+func openFile(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // ReadHive reads the crash settings from the SYSTEM hive in the first size bytes of r.
@@ -199,26 +209,35 @@ func ReadHiveFile(path string) (*Settings, error) {
 // Memory stays bounded whatever the hive claims; a damaged hive gives an error wrapping
 // ErrCorruptHive (never a panic), a hive without Select or control sets ErrNotSystemHive,
 // and a failing r its own error.
-func ReadHive(r io.ReaderAt, size int64, logs ...LogSource) (s *Settings, err error) {
+func ReadHive(r io.ReaderAt, size int64, logs ...LogSource) (*Settings, error) {
+	return withHive(r, size, logs, func(h *hive) (*Settings, error) {
+		sc := &scan{h: h, s: &Settings{Hive: h.info}}
+		if err := sc.run(); err != nil {
+			return nil, err
+		}
+		sc.s.Damage = append(sc.s.Damage, h.otherDamage(sc.s.Damage)...)
+		return sc.s, nil
+	})
+}
+
+// withHive opens the hive in the first size bytes of r (replaying logs when it is dirty) and
+// runs read on it. A parser panic becomes an error wrapping ErrCorruptHive, and a failure of
+// r (which the page cache hides from the parser) is returned as such.
+func withHive[T any](r io.ReaderAt, size int64, logs []LogSource, read func(*hive) (*T, error)) (v *T, err error) {
 	var h *hive
 	defer func() {
 		if p := recover(); p != nil {
-			s, err = nil, fmt.Errorf("%w: the parser failed: %v", ErrCorruptHive, p)
+			v, err = nil, fmt.Errorf("%w: the parser failed: %v", ErrCorruptHive, p)
 		}
 		if h != nil && h.c.err != nil {
-			s, err = nil, fmt.Errorf("read hive: %w", h.c.err)
+			v, err = nil, fmt.Errorf("read hive: %w", h.c.err)
 		}
 	}()
 	h, err = openReplayed(r, size, logs)
 	if err != nil {
 		return nil, err
 	}
-	sc := &scan{h: h, s: &Settings{Hive: h.info}}
-	if err := sc.run(); err != nil {
-		return nil, err
-	}
-	sc.s.Damage = append(sc.s.Damage, h.otherDamage(sc.s.Damage)...)
-	return sc.s, nil
+	return read(h)
 }
 
 // scan collects Settings from an open hive.

@@ -152,23 +152,14 @@ func (v *WindowsVersion) String() string {
 }
 
 // ReadVersion reads the Windows version from the SOFTWARE hive in the first size bytes of
-// r, after replaying the transaction logs when the hive is dirty (see ReadHiveLogs). Like
+// r, after replaying the transaction logs when the hive is dirty (as ReadHive does). Like
 // ReadHive it never panics and stays bounded; a hive without the CurrentVersion key gives an
 // error wrapping ErrNotSoftwareHive.
-func ReadVersion(r io.ReaderAt, size int64, logs ...LogSource) (v *WindowsVersion, err error) {
-	var h *hive
-	defer func() {
-		if p := recover(); p != nil {
-			v, err = nil, fmt.Errorf("%w: the parser failed: %v", ErrCorruptHive, p)
-		}
-		if h != nil && h.c.err != nil {
-			v, err = nil, fmt.Errorf("read hive: %w", h.c.err)
-		}
-	}()
-	h, err = openReplayed(r, size, logs)
-	if err != nil {
-		return nil, err
-	}
+func ReadVersion(r io.ReaderAt, size int64, logs ...LogSource) (*WindowsVersion, error) {
+	return withHive(r, size, logs, readVersion)
+}
+
+func readVersion(h *hive) (*WindowsVersion, error) {
 	root, err := h.root()
 	if err != nil {
 		return nil, err
@@ -180,7 +171,7 @@ func ReadVersion(r io.ReaderAt, size int64, logs ...LogSource) (v *WindowsVersio
 	if k == nil {
 		return nil, fmt.Errorf("%w: no %s key", ErrNotSoftwareHive, currentVersionKey)
 	}
-	v = &WindowsVersion{}
+	v := &WindowsVersion{}
 	info := h.info
 	v.Hive = &info
 	for _, s := range []struct {
