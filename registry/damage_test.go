@@ -2,12 +2,12 @@ package registry
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"os"
 	"strings"
 	"testing"
-	"unicode/utf16"
+
+	"github.com/crashkey/crashkey/internal/hivetest"
 )
 
 // The damage tests take a hive made by hivexregedit and free one cell, as a guest whose
@@ -18,34 +18,9 @@ import (
 // freeCell marks the key (sig "nk") or value (sig "vk") cell named name as unallocated.
 func freeCell(t *testing.T, hive []byte, sig, name string) []byte {
 	t.Helper()
-	nameAt := map[string]int{"nk": 76, "vk": 20}[sig]
-	b := bytes.Clone(hive)
-	forms := [][]byte{[]byte(name)}
-	u := utf16.Encode([]rune(name))
-	w := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(w[2*i:], c)
-	}
-	forms = append(forms, w)
-	found := 0
-	for _, form := range forms {
-		for i := 0; ; {
-			j := bytes.Index(b[i:], form)
-			if j < 0 {
-				break
-			}
-			pos := i + j
-			cell := pos - nameAt - 4
-			if cell >= 4096 && string(b[cell+4:cell+6]) == sig && int32(binary.LittleEndian.Uint32(b[cell:])) < 0 {
-				size := -int32(binary.LittleEndian.Uint32(b[cell:]))
-				binary.LittleEndian.PutUint32(b[cell:], uint32(size))
-				found++
-			}
-			i = pos + 1
-		}
-	}
-	if found != 1 {
-		t.Fatalf("%d %s cells named %q", found, sig, name)
+	b, err := hivetest.FreeCell(hive, sig, name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return b
 }

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crashkey/crashkey/internal/hivetest"
 )
 
 const (
@@ -177,29 +177,15 @@ func TestArmPreflightRoundTrip(t *testing.T) {
 }
 
 // freeCell copies the armed fixture with the key (nk) or value (vk) cell named name marked
-// unallocated, found by its name at its offset in the cell (76 for nk, 20 for vk).
+// unallocated.
 func freeCell(t *testing.T, sig, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(armedHive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := map[string]int{"nk": 76, "vk": 20}[sig]
-	found := 0
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte(name))
-		if j < 0 {
-			break
-		}
-		cell := i + j - at - 4
-		if cell >= 4096 && string(b[cell+4:cell+6]) == sig && int32(binary.LittleEndian.Uint32(b[cell:])) < 0 {
-			binary.LittleEndian.PutUint32(b[cell:], uint32(-int32(binary.LittleEndian.Uint32(b[cell:]))))
-			found++
-		}
-		i += j + 1
-	}
-	if found != 1 {
-		t.Fatalf("%d %s cells named %s", found, sig, name)
+	if b, err = hivetest.FreeCell(b, sig, name); err != nil {
+		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "SYSTEM")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
