@@ -113,6 +113,10 @@ type Report struct {
 	// says why).
 	Windows        *WindowsVersion `json:"windows,omitempty"`
 	VersionUnknown string          `json:"versionUnknown,omitempty"`
+	// WindowsSummary is Windows as one line ("Windows 7 (…), build 7601, Client") and
+	// WindowsBuild its build number (0 when unknown).
+	WindowsSummary string `json:"windowsSummary,omitempty"`
+	WindowsBuild   int    `json:"windowsBuild,omitempty"`
 	// BuiltinDefault reports that the drivers' built-in default hotkey can exist here.
 	BuiltinDefault bool           `json:"builtinDefault"`
 	Drivers        []DriverReport `json:"drivers"`
@@ -182,6 +186,8 @@ func Check(s *Settings, opts CheckOptions) *Report {
 	}
 	if s.Version == nil {
 		r.VersionUnknown = opts.VersionUnknown
+	} else {
+		r.WindowsSummary, r.WindowsBuild = s.Version.String(), s.Version.Build()
 	}
 	var probs []Problem
 	add := func(p Problem) { probs = append(probs, p) }
@@ -358,6 +364,9 @@ func Check(s *Settings, opts CheckOptions) *Report {
 	// CrashControl.
 	cc := s.CrashControl
 	dt := cc.DumpType()
+	if b := s.Version.Build(); dt == DumpActive && b != 0 && b < BuildWindows10 {
+		dt = DumpComplete // the active memory dump (FilterPages) came with Windows 10
+	}
 	r.Dump = dumpReport(cc, dt, s.Version)
 	if cc.Damaged && cc.CrashDumpEnabled != nil {
 		add(Problem{ID: "hive-damage", Severity: SeverityWarning,

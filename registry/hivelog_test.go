@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,6 +346,13 @@ func TestPreflightReplaysLogs(t *testing.T) {
 		rp := r.Settings.Hive.Replay
 		if rp == nil || len(rp.Applied) != 2 || !r.Hotkey.PS2.Fires || !r.Hotkey.USB.Fires {
 			t.Fatalf("%s: replay %+v, hotkey %+v, problems %q", path, rp, r.Hotkey, problemIDs(r))
+		}
+		js, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"replay":{"format":"HvLE","applied":[{"log":"SYSTEM.LOG1","offset":512,"sequence":100,`; !strings.Contains(string(js), want) {
+			t.Errorf("%s: JSON lacks %s", path, want)
 		}
 		var text strings.Builder
 		if err := r.WriteText(&text); err != nil {

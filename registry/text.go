@@ -40,6 +40,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	product := "unknown (treated as server)"
+	if r.ProductType == "" && r.Client {
+		product = "unknown (client, from the SOFTWARE hive's InstallationType)"
+	}
 	if r.ProductType != "" {
 		kind := "server"
 		if r.Client {

@@ -52,6 +52,46 @@ func TestPreflightGolden(t *testing.T) {
 	}
 }
 
+// TestPreflightWindowsVersion: with the SOFTWARE hive of a Windows 7 client beside the
+// SYSTEM hive, preflight shows the version, goes by its InstallationType (the fixture has no
+// ProductType) and says that an NMI needs NMICrashDump there.
+func TestPreflightWindowsVersion(t *testing.T) {
+	dir := t.TempDir()
+	for src, dst := range map[string]string{armedHive: "SYSTEM", "../../registry/testdata/SOFTWARE-win7": "SOFTWARE"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hive := filepath.Join(dir, "SYSTEM")
+	out, errOut, code := runCrashkey(t, "preflight", hive)
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	checkGolden(t, "preflight/hive-win7.golden", strings.ReplaceAll(out, hive, "HIVE"))
+	out, _, code = runCrashkey(t, "preflight", "--json", hive)
+	var r struct {
+		Client         bool   `json:"client"`
+		BuiltinDefault bool   `json:"builtinDefault"`
+		WindowsSummary string `json:"windowsSummary"`
+		WindowsBuild   int    `json:"windowsBuild"`
+		Windows        struct {
+			ProductName, InstallationType string
+		} `json:"windows"`
+		Dump struct{ NMI string } `json:"dump"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitOK {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if !r.Client || r.BuiltinDefault || r.WindowsBuild != 7601 || r.Windows.ProductName != "Windows 7 Professional" ||
+		!strings.HasPrefix(r.WindowsSummary, "Windows 7 (") || !strings.Contains(r.Dump.NMI, "NMICrashDump=1") {
+		t.Errorf("report %+v", r)
+	}
+}
+
 // TestPreflightNoWindows: an image with no \Windows volume is a "no" (exit 1), as for
 // pull --list; with --partition naming a volume without the hive it is bad input.
 func TestPreflightNoWindows(t *testing.T) {
