@@ -15,6 +15,7 @@ import (
 
 	"github.com/crashkey/crashkey/e2e/harness"
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 var (
@@ -142,6 +143,30 @@ var hotkeys = []hotkey{
 		usb:   []string{"00", "40", "40 00 45", "40", "40 00 45", "40", "40", "00"},
 		evdev: []string{"KEY 100 1", "KEY 88 1", "KEY 88 0", "KEY 88 1", "KEY 88 0", "KEY 100 0"},
 	},
+	{
+		// The key labelled Z on a German keyboard is the US Y position: set-1 15, USB 0x1c,
+		// Linux 21, Dump2Key 22. The events come from crashkey's layout reading of the spec.
+		name:      "--layout de --hotkey rctrl+z (the US Y position)",
+		dump1Keys: 0x02, dump2Key: 22, fireSet1: 5, fireUSB: 5,
+		spec:  layoutEvents("de", "rctrl+z"),
+		ps2:   "e0 1d 15 95 15 95 e0 9d",
+		usb:   []string{"00", "10", "10 00 1c", "10", "10 00 1c", "10", "10", "00"},
+		evdev: []string{"KEY 97 1", "KEY 21 1", "KEY 21 0", "KEY 21 1", "KEY 21 0", "KEY 97 0"},
+	},
+}
+
+// layoutEvents is the input-send-event sequence crashkey plans for spec read on a keyboard
+// layout (as --layout NAME --hotkey SPEC does).
+func layoutEvents(name, spec string) string {
+	l, err := layout.Get(name)
+	if err != nil {
+		panic(err)
+	}
+	h, err := hid.ParseHotkeyOn(spec, l)
+	if err != nil {
+		panic(err)
+	}
+	return hid.Plan(h, hid.BurstTiming).String()
 }
 
 // registry is what the guest's keyboard drivers would read when armed for h.

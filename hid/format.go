@@ -51,8 +51,14 @@ type PlanEvent struct {
 
 // PlanDoc is the JSON form of a planned hotkey.
 type PlanDoc struct {
-	Hotkey            string       `json:"hotkey"`
-	Spec              string       `json:"spec"`
+	Hotkey string `json:"hotkey"`
+	Spec   string `json:"spec"`
+	// Layout is the keyboard layout the hotkey is read on ("us", "fr"), Labels the hotkey as
+	// labelled there ("RCtrl+A") and Description both readings ("RCtrl + A (AZERTY fr; the US Q
+	// position, Dump2Key 0x11)").
+	Layout            string       `json:"layout"`
+	Labels            string       `json:"labels"`
+	Description       string       `json:"description"`
 	Dump1Keys         uint32       `json:"dump1keys"`
 	Dump2Key          uint32       `json:"dump2key"`
 	CrashOnCtrlScroll bool         `json:"crash_on_ctrl_scroll"`
@@ -67,7 +73,7 @@ type PlanDoc struct {
 // NewPlanDoc builds the JSON document for h and its planned sequence.
 func NewPlanDoc(h Hotkey, seq Sequence) PlanDoc {
 	d1, d2 := h.Registry()
-	doc := PlanDoc{Hotkey: h.String(), Spec: h.Spec(), Dump1Keys: d1, Dump2Key: d2, CrashOnCtrlScroll: h.CrashOnCtrlScroll, Set1: HexBytes(Set1(seq))}
+	doc := PlanDoc{Hotkey: h.String(), Spec: h.Spec(), Layout: h.Layout.String(), Labels: h.Labels(), Description: h.Describe(), Dump1Keys: d1, Dump2Key: d2, CrashOnCtrlScroll: h.CrashOnCtrlScroll, Set1: HexBytes(Set1(seq))}
 	for _, e := range seq {
 		doc.Events = append(doc.Events, PlanEvent{Key: e.Key.QCode, Down: e.Down, DelayMS: e.Delay.Milliseconds()})
 	}

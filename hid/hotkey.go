@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crashkey/crashkey/scancodes"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 // ScrollLockIndex is the Dump2Key index of Scroll Lock, the CrashOnCtrlScroll key.
@@ -22,6 +23,9 @@ type Hotkey struct {
 	// CrashOnCtrlScroll is true for the hotkey armed by Parameters\CrashOnCtrlScroll rather than
 	// by crashdump\Dump1Keys and Dump2Key.
 	CrashOnCtrlScroll bool
+	// Layout is the keyboard layout the hotkey is read on by people (its labels); nil means
+	// US. It never changes which keys are sent: those are positions.
+	Layout *layout.Layout
 }
 
 // CrashOnCtrlScroll returns the hotkey that Parameters\CrashOnCtrlScroll=1 arms: Right Ctrl held,
@@ -67,8 +71,29 @@ func FromRegistry(dump1Keys, dump2Key uint32) (Hotkey, error) {
 // ParseHotkey parses a hotkey spec: key names joined by '+', the modifiers first and the crash
 // key last ("rctrl+scroll", "lshift+rshift+d", "RightCtrl+Space"), or the registry pair
 // "DUMP1KEYS/DUMP2KEY" in hex or decimal ("0x11/0x22", "2/125"). "ctrl-scroll" and
-// "CrashOnCtrlScroll" name the CrashOnCtrlScroll hotkey.
+// "CrashOnCtrlScroll" name the CrashOnCtrlScroll hotkey. Key names are crashkey's (US
+// positions); see [ParseHotkeyOn] for labels on a layout.
 func ParseHotkey(spec string) (Hotkey, error) {
+	return parseHotkey(spec, scancodes.Lookup, nil)
+}
+
+// ParseHotkeyOn is ParseHotkey reading the keys as people see them on layout l (nil: US): a
+// key written as a character ("a", "ü", ";", "+" after a '+') or an xkb keysym name
+// ("udiaeresis") is the key that carries this label without a modifier on l; names of
+// non-character keys (ctrl_r, scroll_lock, f5) and position names (KEY_Q, KeyQ, Digit1) are
+// unaffected. On US every spec ParseHotkey reads means the same keys. The hotkey remembers l.
+func ParseHotkeyOn(spec string, l *layout.Layout) (Hotkey, error) {
+	if l == nil {
+		l = layout.US()
+	}
+	h, err := parseHotkey(spec, l.Lookup, l)
+	if err != nil {
+		return Hotkey{}, err
+	}
+	return h.On(l), nil
+}
+
+func parseHotkey(spec string, lookup func(string) (*scancodes.Key, error), l *layout.Layout) (Hotkey, error) {
 	s := strings.TrimSpace(spec)
 	switch strings.ToLower(s) {
 	case "":
@@ -76,7 +101,7 @@ func ParseHotkey(spec string) (Hotkey, error) {
 	case "crashonctrlscroll", "ctrl-scroll", "default":
 		return CrashOnCtrlScroll(), nil
 	}
-	if a, b, ok := strings.Cut(s, "/"); ok {
+	if a, b, ok := strings.Cut(s, "/"); ok && (l == nil || a != "" && b != "" && !strings.ContainsAny(a+b, "+, ")) {
 		d1, err1 := strconv.ParseUint(strings.TrimSpace(a), 0, 32)
 		d2, err2 := strconv.ParseUint(strings.TrimSpace(b), 0, 32)
 		if err1 != nil || err2 != nil {
@@ -84,9 +109,9 @@ func ParseHotkey(spec string) (Hotkey, error) {
 		}
 		return FromRegistry(uint32(d1), uint32(d2))
 	}
-	names := strings.FieldsFunc(s, func(r rune) bool { return r == '+' || r == ',' || r == ' ' })
+	names := splitSpec(s, l != nil)
 	if len(names) < 2 {
-		k, err := scancodes.Lookup(s)
+		k, err := lookup(s)
 		if err != nil {
 			return Hotkey{}, fmt.Errorf("hotkey %q: %w", spec, err)
 		}
@@ -94,7 +119,7 @@ func ParseHotkey(spec string) (Hotkey, error) {
 	}
 	var mods Dump1Keys
 	for _, n := range names[:len(names)-1] {
-		k, err := scancodes.Lookup(n)
+		k, err := lookup(n)
 		if err != nil {
 			return Hotkey{}, fmt.Errorf("hotkey %q: %w", spec, err)
 		}
@@ -104,7 +129,8 @@ func ParseHotkey(spec string) (Hotkey, error) {
 		}
 		mods |= bit
 	}
-	k, err := scancodes.Lookup(names[len(names)-1])
+	last := names[len(names)-1]
+	k, err := lookup(last)
 	if err != nil {
 		return Hotkey{}, fmt.Errorf("hotkey %q: %w", spec, err)
 	}
@@ -112,13 +138,69 @@ func ParseHotkey(spec string) (Hotkey, error) {
 		return Hotkey{}, fmt.Errorf("hotkey %q: the crash key %s is a modifier, which the driver never treats as the crash key; end the spec with another key", spec, k.Name())
 	}
 	if k.Dump2Key < 0 {
-		return Hotkey{}, fmt.Errorf("hotkey %q: %s is not in the driver's crash-key table, so it can never be the crash key ('crashkey keys' shows the keys with a Dump2Key index)", spec, k.Name())
+		what := k.Name()
+		if l != nil && layout.Dependent(k) && l.Label(k) != k.Name() {
+			what = fmt.Sprintf("%s on %s (%s, the US %s position)", last, l.Title(), k.QCode, k.Name())
+		}
+		return Hotkey{}, fmt.Errorf("hotkey %q: %s is not in the driver's crash-key table, so it can never be the crash key ('crashkey keys' shows the keys with a Dump2Key index)", spec, what)
 	}
 	h, err := FromRegistry(uint32(mods), uint32(k.Dump2Key))
 	if err != nil {
 		return Hotkey{}, fmt.Errorf("hotkey %q: %w", spec, err)
 	}
 	return h, nil
+}
+
+func isSpecSep(r rune) bool { return r == '+' || r == ',' || r == ' ' }
+
+// splitSpec splits a spec at '+', ',' and spaces. With labels, a separator right after
+// another one is the crash key itself ("rctrl++", "rctrl+,").
+func splitSpec(s string, labels bool) []string {
+	var last string
+	if n := len(s); labels && n >= 2 && isSpecSep(rune(s[n-1])) && s[n-1] != ' ' && isSpecSep(rune(s[n-2])) {
+		last, s = s[n-1:], s[:n-2]
+	}
+	names := strings.FieldsFunc(s, isSpecSep)
+	if last != "" {
+		names = append(names, last)
+	}
+	return names
+}
+
+// On returns h as read on layout l (nil: US): the same keys, with l's labels.
+func (h Hotkey) On(l *layout.Layout) Hotkey {
+	h.Layout = l
+	return h
+}
+
+// Labels is the hotkey as labelled on h.Layout: "RCtrl+A" for the US Q position on French.
+func (h Hotkey) Labels() string {
+	if h.Key == nil {
+		return "none"
+	}
+	return h.Modifiers.String() + "+" + h.Layout.Label(h.Key)
+}
+
+// Describe gives the hotkey both ways, as labels on h.Layout and as US positions: "RCtrl + A
+// (AZERTY fr; the US Q position, Dump2Key 0x11)", "RCtrl + ScrollLock (QWERTZ de; the same key on
+// every layout, Dump2Key 0x7d)".
+func (h Hotkey) Describe() string {
+	if h.Key == nil {
+		return "none"
+	}
+	where := fmt.Sprintf("the same key on every layout, Dump2Key %#02x", h.Dump2Key)
+	if layout.Dependent(h.Key) {
+		where = layout.Where(h.Key)
+	}
+	return fmt.Sprintf("%s + %s (%s; %s)", strings.ReplaceAll(h.Modifiers.String(), "+", " + "), h.Layout.Label(h.Key), h.Layout.Title(), where)
+}
+
+// Press says what a person at a keyboard with h.Layout does: "hold RCtrl, press A twice".
+func (h Hotkey) Press() string {
+	if h.Key == nil {
+		return "nothing fires"
+	}
+	return fmt.Sprintf("hold %s, press %s twice", strings.ReplaceAll(h.Modifiers.String(), "+", " and "), h.Layout.Label(h.Key))
 }
 
 // Registry returns the crashdump values that arm h: Dump1Keys and Dump2Key.

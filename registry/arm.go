@@ -52,6 +52,12 @@ type Plan struct {
 	Hotkey string `json:"hotkey"`
 	// Registry is the hotkey as crashdump values, "0x02/0x7d".
 	Registry string `json:"registry"`
+	// Layout, Labels, Description and Press read the hotkey on the keyboard layout it was
+	// given on (hid.Hotkey.Layout; see layoutFields).
+	Layout      string `json:"layout"`
+	Labels      string `json:"labels"`
+	Description string `json:"description"`
+	Press       string `json:"press"`
 	// CrashOnCtrlScroll is true when the hotkey is armed by Parameters\CrashOnCtrlScroll.
 	CrashOnCtrlScroll bool         `json:"crashOnCtrlScroll"`
 	Drivers           []hid.Driver `json:"drivers"`
@@ -149,6 +155,7 @@ func Arm(opts ArmOptions) (*Plan, error) {
 	if coc {
 		p.Hotkey, p.Registry = hid.CrashOnCtrlScroll().String(), hid.CrashOnCtrlScroll().RegistryString()
 	}
+	p.layoutFields(h)
 	for _, d := range uniq {
 		svc := cs + `\Services\` + string(d)
 		if coc {
@@ -256,12 +263,11 @@ func (p *Plan) comments() []string {
 	if p.CrashOnCtrlScroll {
 		how = "Parameters\\CrashOnCtrlScroll=1"
 	}
-	return []string{
-		fmt.Sprintf("crashkey arm: hotkey %s (hold the modifiers, press the last key twice) via %s", p.Hotkey, how),
+	return append([]string{
+		fmt.Sprintf("crashkey arm: hotkey %s (hold the modifiers, press the last key twice) via %s", p.Hotkey, how)}, append(p.layoutComments(),
 		fmt.Sprintf("keyboard drivers: %s; dump type: %s", strings.Join(drivers, ", "), p.DumpType),
 		"Import in the guest with: reg import FILE.reg (as Administrator)",
-		p.Reboot,
-	}
+		p.Reboot)...)
 }
 
 // PowerShell renders the plan as a PowerShell script to run as Administrator inside the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 // Severity grades a problem.
@@ -58,6 +59,9 @@ type DriverReport struct {
 	Spec     string `json:"spec,omitempty"`
 	// Reason says why no hotkey can fire.
 	Reason string `json:"reason,omitempty"`
+	// Labels and Press read the armed hotkey on the report's layout (with a layout only).
+	Labels string `json:"labels,omitempty"`
+	Press  string `json:"press,omitempty"`
 
 	hotkey *hid.Hotkey
 }
@@ -79,10 +83,14 @@ type DumpReport struct {
 // HotkeyCheck answers whether a given hotkey fires on the guest, for a PS/2 keyboard
 // (i8042prt) and a USB keyboard (kbdhid).
 type HotkeyCheck struct {
-	Hotkey   string      `json:"hotkey"`
-	Registry string      `json:"registry"`
-	PS2      FireVerdict `json:"ps2"`
-	USB      FireVerdict `json:"usb"`
+	Hotkey   string `json:"hotkey"`
+	Registry string `json:"registry"`
+	// Labels, Description and Press read the hotkey on the report's layout.
+	Labels      string      `json:"labels,omitempty"`
+	Description string      `json:"description,omitempty"`
+	Press       string      `json:"press,omitempty"`
+	PS2         FireVerdict `json:"ps2"`
+	USB         FireVerdict `json:"usb"`
 }
 
 // FireVerdict is the driver model's answer for one keyboard.
@@ -124,6 +132,8 @@ type Report struct {
 	Paging         PagingReport   `json:"paging"`
 	// Hotkey is the answer for the hotkey crashkey was asked about, if any.
 	Hotkey *HotkeyCheck `json:"hotkey,omitempty"`
+	// Layout is the keyboard layout the hotkeys are read on (CheckOptions.Layout).
+	Layout string `json:"layout,omitempty"`
 	// Problems lists errors first, then warnings.
 	Problems []Problem `json:"problems"`
 	// Fix is one crashkey arm command whose output fixes every error (empty when none).
@@ -153,6 +163,9 @@ type CheckOptions struct {
 	// VersionUnknown, when set, says why the Windows version could not be read (no SOFTWARE
 	// hive): a warning says what crashkey assumes instead.
 	VersionUnknown string
+	// Layout, when set, is the guest's keyboard layout: the report says what a person must
+	// press there for each armed hotkey (nil: Hotkey.Layout if set, else nothing).
+	Layout *layout.Layout
 }
 
 var otherKeyboard = map[hid.Driver]string{
@@ -429,6 +442,7 @@ func Check(s *Settings, opts CheckOptions) *Report {
 			r.Fix = fix
 		}
 	}
+	r.applyLayout(opts.Layout, opts.Hotkey)
 	return r
 }
 

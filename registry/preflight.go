@@ -12,6 +12,7 @@ import (
 
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/hid"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 // SystemHivePath is where the SYSTEM hive lives inside the Windows volume.
@@ -28,6 +29,8 @@ type PreflightOptions struct {
 	// MemoryMiB is the guest's memory size in MiB, to judge whether the dump fits in a
 	// fixed-size paging file; 0 when unknown.
 	MemoryMiB uint64
+	// Layout is the guest's keyboard layout, to say what a person must press (CheckOptions).
+	Layout *layout.Layout
 }
 
 // Preflight reads the SYSTEM hive of the Windows guest whose disk image is at path (raw or
@@ -70,7 +73,7 @@ func preflightHiveFile(path string, opts PreflightOptions) (*Report, error) {
 	} else if s.Version, err = readVersionFile(soft); err != nil {
 		why = fmt.Sprintf("the SOFTWARE hive %s cannot be read: %v", soft, err)
 	}
-	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why})
+	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why, Layout: opts.Layout})
 	r.Hive = path
 	return r, nil
 }
@@ -131,7 +134,7 @@ func PreflightImage(ctx context.Context, img *disk.Image, opts PreflightOptions)
 			why = fmt.Sprintf("%s cannot be read: %v", SoftwareHivePath, err)
 		}
 	}
-	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why})
+	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why, Layout: opts.Layout})
 	r.Image, r.Volume, r.Hive = path, fs.Volume().Index, SystemHivePath
 	r.Warnings = img.Warnings()
 	return r, nil

@@ -82,6 +82,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("%s %s; NO HOTKEY: %s", head, start, d.Reason)
 		}
 		p("           values: %s", driverValues(d))
+		if line := r.driverLayoutLine(d); line != "" {
+			p("           %s", line)
+		}
 	}
 
 	p("")
@@ -101,6 +104,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if h := r.Hotkey; h != nil {
 		p("")
 		p("hotkey %s (%s):", h.Hotkey, h.Registry)
+		if line := r.hotkeyLayoutLine(); line != "" {
+			p("  %s", line)
+		}
 		for _, v := range []struct {
 			kb string
 			fv FireVerdict

@@ -15,6 +15,8 @@ pkgs=(
   zstd xz-utils     # kernel package extraction
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   procps            # pgrep: the demo test checks that nothing is left running
+  xkb-data x11proto-dev # scancodes/layout: xkb symbol files and keysymdef.h the layout table is generated from (and checked against)
+  x11-xkb-utils     # xkbcomp: independent check of the generated layout table
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then

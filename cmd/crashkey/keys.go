@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/scancodes"
+	"github.com/crashkey/crashkey/scancodes/layout"
 )
 
 func init() { register(newKeysCmd) }
@@ -26,6 +27,17 @@ type keyDoc struct {
 	Dump2Key  *int     `json:"dump2key"`
 	Aliases   []string `json:"aliases"`
 	Since     string   `json:"qemu_since,omitempty"`
+	// Label is the key's label on --layout and Levels what it types on each level (plain,
+	// Shift, AltGr, Shift+AltGr; "" for nothing), for the keys whose label depends on the layout.
+	Label  string   `json:"label,omitempty"`
+	Levels []string `json:"levels,omitempty"`
+}
+
+// layoutDoc is the JSON form of one layout (--layouts).
+type layoutDoc struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Kind        string `json:"kind,omitempty"`
 }
 
 // tableDoc is the JSON form of one Dump2Key table entry.
@@ -37,18 +49,34 @@ type tableDoc struct {
 }
 
 func newKeysCmd() *cobra.Command {
-	var asJSON, table bool
+	var asJSON, table, layouts bool
+	var layoutName string
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "List every key: QKeyCode, set-1, qnum, Linux, USB, Dump2Key index and aliases",
 		Long: `List every key QEMU can send with its QEMU QKeyCode (the canonical name), set-1 make code,
 qnum, Linux evdev code, USB HID usage, Dump2Key index and the aliases crashkey accepts.
---table lists the Windows drivers' 134-entry crash-key table instead, empty entries included.`,
+--table lists the Windows drivers' 134-entry crash-key table instead, empty entries included.
+--layout NAME adds each key's label on that keyboard layout (what it types without a
+modifier) and what it types with Shift, AltGr and Shift+AltGr; --layouts lists the layouts.`,
+		Example: `  crashkey keys
+  crashkey keys --layout fr
+  crashkey keys --layouts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if table {
 				return printDump2KeyTable(cmd, asJSON)
+			}
+			if layouts {
+				return printLayouts(cmd, asJSON)
+			}
+			var l *layout.Layout
+			if cmd.Flags().Changed("layout") {
+				var err error
+				if l, err = keyboardLayout(layoutName); err != nil {
+					return err
+				}
 			}
 			var docs []keyDoc
 			for i := range scancodes.All() {
@@ -62,12 +90,26 @@ qnum, Linux evdev code, USB HID usage, Dump2Key index and the aliases crashkey a
 					idx := k.Dump2Key
 					d.Dump2Key = &idx
 				}
+				if l != nil && layout.Dependent(k) {
+					d.Label = l.Label(k)
+					for lv := 1; lv <= layout.Levels; lv++ {
+						c, _ := l.LevelChar(k, lv)
+						s := ""
+						if c != 0 {
+							s = string(c)
+						}
+						d.Levels = append(d.Levels, s)
+					}
+				}
 				docs = append(docs, d)
 			}
 			if asJSON {
 				return writeJSON(w, docs)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			if l != nil {
+				return printLayoutKeys(tw, l, docs)
+			}
 			fmt.Fprintln(tw, "QCODE\tSET1\tQNUM\tLINUX\tUSB\tDUMP2KEY\tALIASES")
 			for _, d := range docs {
 				idx := "-"
@@ -85,7 +127,70 @@ qnum, Linux evdev code, USB HID usage, Dump2Key index and the aliases crashkey a
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&table, "table", false, "list the drivers' 134-entry Dump2Key table")
+	cmd.Flags().BoolVar(&layouts, "layouts", false, "list the keyboard layouts --layout takes")
+	addLayoutFlag(cmd, &layoutName)
+	cmd.MarkFlagsMutuallyExclusive("table", "layouts", "layout")
 	return cmd
+}
+
+// printLayoutKeys prints the keys with their labels on l: the layout-dependent keys first (in
+// keyboard order), then the rest, whose labels are their names on every layout.
+func printLayoutKeys(tw *tabwriter.Writer, l *layout.Layout, docs []keyDoc) error {
+	fmt.Fprintf(tw, "layout %s: %s\n", l.Title(), l.Description)
+	fmt.Fprintln(tw, "LABEL\tQCODE (US POSITION)\tSET1\tUSB\tDUMP2KEY\tSHIFT\tALTGR\tSHIFT+ALTGR")
+	byQ := map[string]keyDoc{}
+	for _, d := range docs {
+		byQ[d.QCode] = d
+	}
+	row := func(d keyDoc, label string, levels []string) {
+		idx := "-"
+		if d.Dump2Key != nil {
+			idx = fmt.Sprintf("%d (0x%02x)", *d.Dump2Key, *d.Dump2Key)
+		}
+		usb := "-"
+		if d.USB != 0 {
+			usb = fmt.Sprintf("0x%02x", d.USB)
+		}
+		for len(levels) < layout.Levels {
+			levels = append(levels, "")
+		}
+		for i, v := range levels {
+			if v == "" {
+				levels[i] = "-"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, d.QCode, d.Set1, usb, idx, levels[1], levels[2], levels[3])
+	}
+	for _, kl := range l.Labels() {
+		d := byQ[kl.Key.QCode]
+		label := d.Label
+		if kl.Chars[0] == 0 {
+			label = "(none)"
+		}
+		row(d, label, append([]string(nil), d.Levels...))
+	}
+	for _, d := range docs {
+		if d.Label == "" {
+			row(d, d.Name, nil)
+		}
+	}
+	return tw.Flush()
+}
+
+func printLayouts(cmd *cobra.Command, asJSON bool) error {
+	var docs []layoutDoc
+	for _, l := range layout.All() {
+		docs = append(docs, layoutDoc{Name: l.Name, Description: l.Description, Kind: l.Kind()})
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), docs)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYOUT\tKIND\tDESCRIPTION")
+	for _, d := range docs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Kind, d.Description)
+	}
+	return tw.Flush()
 }
 
 func printDump2KeyTable(cmd *cobra.Command, asJSON bool) error {

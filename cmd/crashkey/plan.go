@@ -33,10 +33,14 @@ sendkey (QMP send-key), hmp (HMP sendkey), virsh (virsh send-key), vbox (Virtual
 keyboardputscancode). For chord forms a warning on stderr says what PS/2 and USB guests
 really receive and whether the driver model says they crash.
 
-Default timing: 50 ms after every event, 100 ms after the last modifier goes down.`,
+Default timing: 50 ms after every event, 100 ms after the last modifier goes down.
+
+With --layout, character keys are labels on that layout (--layout fr --hotkey rctrl+a is
+the key labelled A on a French keyboard, the US Q position), and stderr says both readings.`,
 		Example: `  crashkey plan --format set1
   crashkey plan --hotkey lshift+rshift+d --format usb
-  crashkey plan --dump1keys 0x02 --dump2key 0x3d --format json`,
+  crashkey plan --dump1keys 0x02 --dump2key 0x3d --format json
+  crashkey plan --layout de --hotkey rctrl+z`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := hk.hotkey(cmd)
@@ -66,6 +70,10 @@ Default timing: 50 ms after every event, 100 ms after the last modifier goes dow
 			text, warning, err := hid.Render(h, timing, f)
 			if err != nil {
 				return err
+			}
+			if hk.layoutSet(cmd) && f != hid.FormatJSON {
+				// Both readings, on stderr: stdout stays the stream scripts read.
+				fmt.Fprintf(cmd.ErrOrStderr(), "hotkey: %s; at the keyboard: %s\n", h.Describe(), h.Press())
 			}
 			if warning != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), warning)

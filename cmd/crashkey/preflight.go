@@ -39,6 +39,8 @@ written to) and reports, before you try to crash the guest, what would stop a du
     after the last clean shutdown.
 
 With hotkey flags it says whether that hotkey would fire on a PS/2 and on a USB keyboard.
+With --layout it also says what a person at the guest's keyboard must press for each armed
+hotkey (the labels on that layout) and reads --hotkey's character keys as labels there.
 Every problem comes with its fix, usually a crashkey arm command. IMAGE may also be a SYSTEM
 hive file.
 
@@ -51,6 +53,7 @@ fire, or no volume holds \Windows; 2 bad input; 3 the image could not be read (o
 so damaged that nothing useful can be read).`,
 		Example: `  crashkey preflight win10.qcow2
   crashkey preflight win10.qcow2 --hotkey lshift+rshift+d --memory 4096
+  crashkey preflight win10.qcow2 --layout fr --hotkey rctrl+a
   crashkey preflight --json --force-share /var/lib/libvirt/images/win.qcow2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +68,13 @@ so damaged that nothing useful can be read).`,
 					return err
 				}
 				opts.Hotkey = &h
+			}
+			if cmd.Flags().Changed("layout") {
+				l, err := keyboardLayout(hk.layout)
+				if err != nil {
+					return err
+				}
+				opts.Layout = l
 			}
 			if partition < 0 {
 				return usageErr(fmt.Errorf("--partition %d: use a partition index from 1, or 0 to find the Windows volume", partition))

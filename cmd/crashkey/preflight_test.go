@@ -41,6 +41,7 @@ func TestPreflightGolden(t *testing.T) {
 		{"hive-ok", []string{"preflight", armedHive}, ExitOK},
 		{"hive-custom-hotkey", []string{"preflight", armedHive, "--hotkey", "lshift+rshift+d"}, ExitNo},
 		{"image-json", []string{"preflight", gptImage, "--dump1keys", "rctrl", "--dump2key", "125", "--memory", "2048", "--json"}, ExitOK},
+		{"hive-layout-de", []string{"preflight", armedHive, "--layout", "de", "--hotkey", "lshift+rshift+z"}, ExitNo},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runCrashkey(t, tc.args...)
@@ -168,9 +169,10 @@ func TestPreflightUsageErrors(t *testing.T) {
 	}
 }
 
-// TestArmPreflightRoundTrip: crashkey arm's .reg for an offline control set, merged into a
-// hive with Debian's hivexregedit, makes crashkey preflight answer yes for that hotkey.
-func TestArmPreflightRoundTrip(t *testing.T) {
+// armedHiveFile merges the .reg of "crashkey arm ARGS --control-set 1" into a fresh server
+// hive with Debian's hivexregedit and returns the hive's path.
+func armedHiveFile(t *testing.T, armArgs ...string) string {
+	t.Helper()
 	hx, err := exec.LookPath("hivexregedit")
 	if err != nil {
 		t.Fatal("hivexregedit is missing: run scripts/deps.sh")
@@ -191,7 +193,7 @@ func TestArmPreflightRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	regFile := filepath.Join(dir, "arm.reg")
-	if _, errOut, code := runCrashkey(t, "arm", "--hotkey", "rctrl+space", "--dedicated-dump-file", `C:\dd.sys`, "--control-set", "1", "-o", regFile); code != 0 {
+	if _, errOut, code := runCrashkey(t, append(append([]string{"arm"}, armArgs...), "--control-set", "1", "-o", regFile)...); code != 0 {
 		t.Fatalf("arm: exit %d: %s", code, errOut)
 	}
 	for _, f := range []string{"base.reg", "arm.reg"} {
@@ -199,6 +201,13 @@ func TestArmPreflightRoundTrip(t *testing.T) {
 			t.Fatalf("hivexregedit --merge %s: %v\n%s", f, err, out)
 		}
 	}
+	return hive
+}
+
+// TestArmPreflightRoundTrip: crashkey arm's .reg for an offline control set, merged into a
+// hive with Debian's hivexregedit, makes crashkey preflight answer yes for that hotkey.
+func TestArmPreflightRoundTrip(t *testing.T) {
+	hive := armedHiveFile(t, "--hotkey", "rctrl+space", "--dedicated-dump-file", `C:\dd.sys`)
 	out, errOut, code := runCrashkey(t, "preflight", hive, "--hotkey", "rctrl+space")
 	if code != ExitOK || errOut != "" {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)

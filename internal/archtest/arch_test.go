@@ -14,19 +14,22 @@ const module = "github.com/crashkey/crashkey"
 // allowed lists, for each package, the project packages it may import (directly). Packages
 // not listed may import only internal/ helpers.
 var allowed = map[string][]string{
-	"scancodes":    {},
-	"hid":          {"scancodes"},
-	"vm":           {"hid", "scancodes", "vm/internal/qmpconn"},
-	"vm/qmptest":   {},
-	"dump":         {},
-	"disk":         {},
-	"pull":         {"disk", "dump"},
-	"registry":     {"disk", "hid", "scancodes"},
-	"run":          {"disk", "dump", "hid", "pull", "registry", "vm"},
-	"e2e/standin":  {"disk", "dump", "hid", "registry", "pull"},
-	"e2e/harness":  {},
-	"e2e/guest":    {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes"},
-	"cmd/crashkey": {"dump", "disk", "hid", "pull", "registry", "run", "scancodes", "vm"},
+	"scancodes":                     {},
+	"scancodes/layout":              {"scancodes", "scancodes/layout/internal/xkb"},
+	"scancodes/layout/internal/xkb": {},
+	"scancodes/layout/internal/gen": {"scancodes/layout/internal/xkb"},
+	"hid":                           {"scancodes", "scancodes/layout"},
+	"vm":                            {"hid", "scancodes", "scancodes/layout", "vm/internal/qmpconn"},
+	"vm/qmptest":                    {},
+	"dump":                          {},
+	"disk":                          {},
+	"pull":                          {"disk", "dump"},
+	"registry":                      {"disk", "hid", "scancodes", "scancodes/layout"},
+	"run":                           {"disk", "dump", "hid", "pull", "registry", "scancodes/layout", "vm"},
+	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
+	"e2e/harness":                   {},
+	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
+	"cmd/crashkey":                  {"dump", "disk", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {
