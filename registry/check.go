@@ -37,6 +37,9 @@ type DriverReport struct {
 	Driver hid.Driver `json:"driver"`
 	// Keyboards names the keyboards the driver serves.
 	Keyboards string `json:"keyboards"`
+	// Damaged reports that the driver's keys are damaged in the hive; Source is then
+	// "unknown" unless CrashOnCtrlScroll could be read as set.
+	Damaged bool `json:"damaged,omitempty"`
 	// Present reports that the service exists; Start is its start type ("system (1)").
 	Present bool   `json:"present"`
 	Start   string `json:"start,omitempty"`
@@ -111,12 +114,22 @@ type Report struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// ControlSet is the control set CurrentControlSet stands for ("ControlSet001").
 	ControlSet string `json:"controlSet"`
-	// ProductType and Client: client Windows has a built-in default hotkey.
-	ProductType string         `json:"productType"`
-	Client      bool           `json:"client"`
-	Drivers     []DriverReport `json:"drivers"`
-	Dump        DumpReport     `json:"dump"`
-	Paging      PagingReport   `json:"paging"`
+	// ProductType and Client: client Windows 10 and later has a built-in default hotkey.
+	ProductType string `json:"productType"`
+	Client      bool   `json:"client"`
+	// Windows is the version read from the SOFTWARE hive; nil when unknown (VersionUnknown
+	// says why).
+	Windows        *WindowsVersion `json:"windows,omitempty"`
+	VersionUnknown string          `json:"versionUnknown,omitempty"`
+	// WindowsSummary is Windows as one line ("Windows 7 (…), build 7601, Client") and
+	// WindowsBuild its build number (0 when unknown).
+	WindowsSummary string `json:"windowsSummary,omitempty"`
+	WindowsBuild   int    `json:"windowsBuild,omitempty"`
+	// BuiltinDefault reports that the drivers' built-in default hotkey can exist here.
+	BuiltinDefault bool           `json:"builtinDefault"`
+	Drivers        []DriverReport `json:"drivers"`
+	Dump           DumpReport     `json:"dump"`
+	Paging         PagingReport   `json:"paging"`
 	// Hotkey is the answer for the hotkey crashkey was asked about, if any.
 	Hotkey *HotkeyCheck `json:"hotkey,omitempty"`
 	// Layout is the keyboard layout the hotkeys are read on (CheckOptions.Layout).
@@ -147,6 +160,9 @@ type CheckOptions struct {
 	MemoryMiB uint64
 	// Logs are the transaction logs found beside the hive, mentioned when it is dirty.
 	Logs []LogFile
+	// VersionUnknown, when set, says why the Windows version could not be read (no SOFTWARE
+	// hive): a warning says what crashkey assumes instead.
+	VersionUnknown string
 	// Layout, when set, is the guest's keyboard layout: the report says what a person must
 	// press there for each armed hotkey (nil: Hotkey.Layout if set, else nothing).
 	Layout *layout.Layout
@@ -172,19 +188,27 @@ var keyboards = map[hid.Driver]string{
 // its fix.
 func Check(s *Settings, opts CheckOptions) *Report {
 	r := &Report{
-		Settings:    s,
-		Logs:        opts.Logs,
-		ControlSet:  fmt.Sprintf("ControlSet%03d", s.ControlSet),
-		ProductType: s.ProductType,
-		Client:      s.Client(),
-		Problems:    []Problem{},
+		Settings:       s,
+		Logs:           opts.Logs,
+		ControlSet:     fmt.Sprintf("ControlSet%03d", s.ControlSet),
+		ProductType:    s.ProductType,
+		Client:         s.Client(),
+		Windows:        s.Version,
+		BuiltinDefault: s.BuiltinDefault(),
+		Problems:       []Problem{},
+	}
+	if s.Version == nil {
+		r.VersionUnknown = opts.VersionUnknown
+	} else {
+		r.WindowsSummary, r.WindowsBuild = s.Version.String(), s.Version.Build()
 	}
 	var probs []Problem
 	add := func(p Problem) { probs = append(probs, p) }
 
 	// The hive itself.
-	if s.Hive.Dirty {
-		msg := fmt.Sprintf("the hive is dirty (sequence numbers %d and %d differ): changes made shortly before the guest stopped may exist only in the transaction logs, so these values are possibly stale",
+	switch {
+	case s.Hive.Dirty && s.Hive.Replay == nil:
+		msg := fmt.Sprintf("the hive is dirty (sequence numbers %d and %d differ) and its transaction logs could not be replayed: changes made shortly before the guest stopped may exist only in the logs, so these values are possibly stale",
 			s.Hive.Sequence1, s.Hive.Sequence2)
 		if len(opts.Logs) > 0 {
 			var names []string
@@ -193,8 +217,42 @@ func Check(s *Settings, opts CheckOptions) *Report {
 			}
 			msg += "; logs beside it: " + strings.Join(names, ", ")
 		}
+		if len(s.Hive.LogWarnings) > 0 {
+			msg += "; " + strings.Join(s.Hive.LogWarnings, "; ")
+		}
 		add(Problem{ID: "hive-dirty", Severity: SeverityWarning, Message: msg,
 			Fix: "shut the guest down cleanly (or boot it once) so Windows writes the logs back, then run preflight again"})
+	case len(s.Hive.LogWarnings) > 0:
+		add(Problem{ID: "hive-log", Severity: SeverityWarning,
+			Message: "part of the transaction logs could not be used, so the newest changes may be missing: " + strings.Join(s.Hive.LogWarnings, "; ")})
+	}
+	for _, d := range s.Damage {
+		where := d.Key
+		if where == "" {
+			where = "the root key"
+		}
+		switch d.Item {
+		case "":
+			add(Problem{ID: "hive-damage", Severity: SeverityWarning,
+				Message: fmt.Sprintf("the hive is damaged under %s (%s); preflight read what it needs around it", where, d.Error),
+				Fix:     damageFix})
+		case string(hid.I8042prt), string(hid.Kbdhid), "CrashControl":
+			// reported with the driver or the dump settings below
+		default:
+			add(Problem{ID: "hive-damage", Severity: SeverityWarning,
+				Message: fmt.Sprintf("%s is unknown: the hive is damaged at %s (%s)", d.Item, where, d.Error), Fix: damageFix})
+		}
+	}
+	if r.VersionUnknown != "" {
+		assume := "that an NMI needs no setting (Windows 8 and later)"
+		if r.Client {
+			assume = "Windows 10 or later: the built-in default hotkey may exist, and an NMI needs no setting"
+		}
+		add(Problem{ID: "version-unknown", Severity: SeverityWarning,
+			Message: "the Windows version is unknown (" + r.VersionUnknown + "): crashkey assumes " + assume})
+	}
+	for _, a := range versionAnomalies(s.Version) {
+		add(Problem{ID: "version-value", Severity: SeverityWarning, Message: a})
 	}
 	if !s.Hive.ChecksumOK {
 		add(Problem{ID: "hive-checksum", Severity: SeverityWarning, Message: "the hive's base block checksum does not match: the file may be damaged or half-written"})
@@ -209,8 +267,12 @@ func Check(s *Settings, opts CheckOptions) *Report {
 		}
 		add(p)
 	}
-	if s.ProductType == "" {
-		add(Problem{ID: "product-type", Severity: SeverityWarning, Message: `Control\ProductOptions\ProductType is missing: assuming server Windows, which has no built-in hotkey`})
+	if s.ProductType == "" && !damagedItem(s, "ProductType") {
+		msg := `Control\ProductOptions\ProductType is missing: assuming server Windows, which has no built-in hotkey`
+		if s.Version != nil && s.Version.InstallationType != "" {
+			msg = fmt.Sprintf(`Control\ProductOptions\ProductType is missing: going by the SOFTWARE hive's InstallationType (%s)`, s.Version.InstallationType)
+		}
+		add(Problem{ID: "product-type", Severity: SeverityWarning, Message: msg})
 	}
 
 	// Keyboard drivers.
@@ -221,16 +283,30 @@ func Check(s *Settings, opts CheckOptions) *Report {
 		if ds.Start != nil {
 			dr.Start = fmt.Sprintf("%s (%d)", StartName(*ds.Start), *ds.Start)
 		}
-		client := r.Client && d != hid.Hyperkbd
+		client := r.BuiltinDefault && d != hid.Hyperkbd
 		eff := s.Effective(d)
-		dr.Source, dr.Reason = eff.Source, eff.Reason
+		dr.Source, dr.Reason = eff.Source, noHotkeyReason(s, d, eff)
+		dr.Damaged = ds.Damaged
 		if eff.Enabled() && eff.Hotkey != nil {
 			dr.Armed, dr.hotkey = true, eff.Hotkey
 			dr.Hotkey, dr.Registry, dr.Spec = eff.Hotkey.String(), eff.Hotkey.RegistryString(), spec(*eff.Hotkey)
 		}
+		if ds.Damaged && (!dr.Armed || dr.Source != "CrashOnCtrlScroll") {
+			// CrashOnCtrlScroll read as set overrides anything else: damage elsewhere in the
+			// driver's keys cannot change the answer. Otherwise the answer is unknown.
+			dr.Armed, dr.hotkey, dr.Hotkey, dr.Registry, dr.Spec = false, nil, "", "", ""
+			dr.Source = "unknown"
+			dr.Reason = "unknown (damaged): " + damageOf(s, string(d))
+		}
 		r.Drivers = append(r.Drivers, dr)
 		if d == hid.Hyperkbd {
 			continue // QEMU has no Hyper-V keyboard: informational only
+		}
+		if dr.Source == "unknown" {
+			add(Problem{ID: "hotkey-damaged", Severity: SeverityError, Driver: d,
+				Message: fmt.Sprintf("whether %s has a crash hotkey is unknown: its keys in the hive are damaged (%s)", d, damageOf(s, string(d))),
+				Fix:     damageFix})
+			continue
 		}
 		switch {
 		case !ds.Present:
@@ -246,10 +322,10 @@ func Check(s *Settings, opts CheckOptions) *Report {
 		switch {
 		case !dr.Armed:
 			add(Problem{ID: "hotkey-none", Severity: SeverityError, Driver: d,
-				Message: fmt.Sprintf("%s has no crash hotkey: %s", d, eff.Reason)})
+				Message: fmt.Sprintf("%s has no crash hotkey: %s", d, dr.Reason)})
 		case eff.Source == "built-in default":
 			add(Problem{ID: "hotkey-builtin", Severity: SeverityWarning, Driver: d,
-				Message: fmt.Sprintf("%s relies on the built-in default hotkey %s (%s) of client Windows, which only some builds have; arm a hotkey explicitly", d, dr.Hotkey, dr.Registry)})
+				Message: fmt.Sprintf("%s relies on the built-in default hotkey %s (%s) of client Windows 10 and later, which Microsoft does not document and not every build has; arm a hotkey explicitly", d, dr.Hotkey, dr.Registry)})
 		}
 		if ds.CrashOnCtrlScroll != nil && *ds.CrashOnCtrlScroll != 0 && (ds.Dump1Keys != nil || ds.Dump2Key != nil) {
 			if custom := (hid.Registry{Dump1Keys: ds.Dump1Keys, Dump2Key: ds.Dump2Key, Client: client}).Effective(); custom.Hotkey != nil && !custom.Hotkey.Equal(hid.CrashOnCtrlScroll()) {
@@ -284,8 +360,8 @@ func Check(s *Settings, opts CheckOptions) *Report {
 		h := *opts.Hotkey
 		plan := hid.Plan(h, hid.DefaultTiming)
 		hc := &HotkeyCheck{Hotkey: h.String(), Registry: h.RegistryString()}
-		hc.PS2 = fires(s, r.Drivers[0], func(reg hid.Registry) hid.Verdict { return hid.SimulateSet1(reg, hid.Set1(plan)) }, h, r.Client)
-		hc.USB = fires(s, r.Drivers[1], func(reg hid.Registry) hid.Verdict { return hid.SimulateUSB(reg, hid.USBReports(plan)) }, h, r.Client)
+		hc.PS2 = fires(s, r.Drivers[0], func(reg hid.Registry) hid.Verdict { return hid.SimulateSet1(reg, hid.Set1(plan)) }, h, r.BuiltinDefault)
+		hc.USB = fires(s, r.Drivers[1], func(reg hid.Registry) hid.Verdict { return hid.SimulateUSB(reg, hid.USBReports(plan)) }, h, r.BuiltinDefault)
 		r.Hotkey = hc
 		for _, v := range []struct {
 			id, kb string
@@ -301,8 +377,20 @@ func Check(s *Settings, opts CheckOptions) *Report {
 	// CrashControl.
 	cc := s.CrashControl
 	dt := cc.DumpType()
-	r.Dump = dumpReport(cc, dt)
+	if b := s.Version.Build(); dt == DumpActive && b != 0 && b < BuildWindows10 {
+		dt = DumpComplete // the active memory dump (FilterPages) came with Windows 10
+	}
+	r.Dump = dumpReport(cc, dt, s.Version)
+	if cc.Damaged && cc.CrashDumpEnabled != nil {
+		add(Problem{ID: "hive-damage", Severity: SeverityWarning,
+			Message: "some values of " + `Control\CrashControl` + " cannot be read (" + damageOf(s, "CrashControl") + "): Windows' defaults are shown for them",
+			Fix:     damageFix})
+	}
 	switch {
+	case cc.Damaged && cc.CrashDumpEnabled == nil:
+		add(Problem{ID: "dump-damaged", Severity: SeverityError,
+			Message: "the crash dump settings are unknown: " + `Control\CrashControl` + " is damaged in the hive (" + damageOf(s, "CrashControl") + ")",
+			Fix:     damageFix})
 	case !cc.Present:
 		add(Problem{ID: "dump-disabled", Severity: SeverityError, Message: `Control\CrashControl does not exist: no dump is configured`})
 	case cc.CrashDumpEnabled == nil:
@@ -324,6 +412,9 @@ func Check(s *Settings, opts CheckOptions) *Report {
 	}
 	var pprobs []Problem
 	r.Paging, pprobs = pagingFit(s, pagingType, opts.MemoryMiB)
+	if s.PagingDamaged && r.Paging.Fits != "yes" {
+		r.Paging.Fits, r.Paging.Detail, pprobs = "unknown", "the paging file settings are damaged in the hive", nil
+	}
 	if pagingType != dt {
 		r.Paging.Detail = fmt.Sprintf("no dump is configured; for the %s dump crashkey arm sets: %s", pagingType, r.Paging.Detail)
 	}
@@ -365,7 +456,7 @@ func spec(h hid.Hotkey) string {
 
 func fires(s *Settings, dr DriverReport, sim func(hid.Registry) hid.Verdict, h hid.Hotkey, client bool) FireVerdict {
 	fv := FireVerdict{Driver: dr.Driver}
-	if !dr.Present {
+	if !dr.Present || dr.Source == "unknown" {
 		fv.Reason = dr.Reason
 		return fv
 	}
@@ -376,7 +467,7 @@ func fires(s *Settings, dr DriverReport, sim func(hid.Registry) hid.Verdict, h h
 	}
 	switch {
 	case !v.Effective.Enabled():
-		fv.Reason = fmt.Sprintf("%s has no crash hotkey (%s)", dr.Driver, v.Effective.Reason)
+		fv.Reason = fmt.Sprintf("%s has no crash hotkey (%s)", dr.Driver, noHotkeyReason(s, dr.Driver, v.Effective))
 	case v.Effective.Hotkey != nil:
 		fv.Reason = fmt.Sprintf("%s is armed for %s (%s, from %s), not %s", dr.Driver, v.Effective.Hotkey, v.Effective.Hotkey.RegistryString(), v.Effective.Source, h)
 	default:
@@ -394,7 +485,7 @@ func rebootPending(s *Settings, written *time.Time) string {
 		written.Format(time.RFC3339), s.ShutdownTime.Format(time.RFC3339))
 }
 
-func dumpReport(cc CrashControl, dt DumpType) DumpReport {
+func dumpReport(cc CrashControl, dt DumpType, v *WindowsVersion) DumpReport {
 	d := DumpReport{Type: dt, DumpFile: `%SystemRoot%\MEMORY.DMP`, MinidumpDir: `%SystemRoot%\Minidump`, AutoReboot: true, Overwrite: true}
 	var set []string
 	if cc.CrashDumpEnabled != nil {
@@ -425,7 +516,16 @@ func dumpReport(cc CrashControl, dt DumpType) DumpReport {
 	if cc.NMICrashDump != nil {
 		nmi = fmt.Sprint(*cc.NMICrashDump)
 	}
-	d.NMI = fmt.Sprintf("an NMI bug-checks with 0x80 NMI_HARDWARE_FAILURE on Windows 8 / Server 2012 and later, no setting needed; NMICrashDump (%s) matters only before Windows 8", nmi)
+	switch b := v.Build(); {
+	case b == 0:
+		d.NMI = fmt.Sprintf("an NMI bug-checks with 0x80 NMI_HARDWARE_FAILURE on Windows 8 / Server 2012 and later, no setting needed; NMICrashDump (%s) matters only before Windows 8", nmi)
+	case b >= BuildWindows8:
+		d.NMI = fmt.Sprintf("an NMI bug-checks with 0x80 NMI_HARDWARE_FAILURE (%s is Windows 8 / Server 2012 or later: no setting needed; NMICrashDump is %s)", v.Family(), nmi)
+	case cc.NMICrashDump != nil && *cc.NMICrashDump != 0:
+		d.NMI = fmt.Sprintf("an NMI bug-checks with 0x80 NMI_HARDWARE_FAILURE: %s needs NMICrashDump=1, and it is %s", v.Family(), nmi)
+	default:
+		d.NMI = fmt.Sprintf("an NMI does NOT bug-check: %s (before Windows 8) needs CrashControl\\NMICrashDump=1 (REG_DWORD), and it is %s", v.Family(), nmi)
+	}
 	if dt == DumpNone {
 		d.NMI += "; with dumps disabled it writes no dump"
 	}
@@ -469,6 +569,53 @@ func fixCommand(s *Settings, r *Report, opts CheckOptions, probs []Problem) stri
 		args = append(args, "--dedicated-dump-file", shellQuote(ded))
 	}
 	return strings.Join(args, " ") + " > arm.reg; then in the guest: reg import arm.reg, and restart it"
+}
+
+// damageFix is the advice for a damaged hive.
+const damageFix = "Windows repairs its hives at boot: boot the guest once, shut it down cleanly and run preflight again"
+
+// damageOf describes the damage that made item unknown.
+func damageOf(s *Settings, item string) string {
+	for _, d := range s.Damage {
+		if d.Item == item {
+			return d.Error
+		}
+	}
+	return "damaged"
+}
+
+func damagedItem(s *Settings, item string) bool {
+	for _, d := range s.Damage {
+		if d.Item == item {
+			return true
+		}
+	}
+	return false
+}
+
+// noHotkeyReason is eff.Reason, worded for this guest when the driver has no hotkey values
+// at all: package hid's reason speaks of server SKUs, which is wrong for a client whose
+// driver (hyperkbd) or Windows version has no built-in default.
+func noHotkeyReason(s *Settings, d hid.Driver, eff hid.Effective) string {
+	if eff.Source != "none" || !strings.Contains(eff.Reason, "server SKU") {
+		return eff.Reason
+	}
+	const none = `neither CrashOnCtrlScroll nor crashdump\Dump1Keys/Dump2Key is set`
+	switch {
+	case !s.Client():
+		return eff.Reason
+	case d == hid.Hyperkbd:
+		return none + " (whether hyperkbd has the built-in default hotkey of client Windows is not known)"
+	default:
+		return fmt.Sprintf("%s, and %s has no built-in default hotkey (only Windows 10 and later clients have one)", none, s.Version.Family())
+	}
+}
+
+func versionAnomalies(v *WindowsVersion) []string {
+	if v == nil {
+		return nil
+	}
+	return v.Anomalies
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

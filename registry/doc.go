@@ -10,9 +10,13 @@
 // merging into an offline hive copy.
 //
 // Checking reads the SYSTEM hive: ReadHive (from any io.ReaderAt) or ReadHiveFile returns the
-// Settings (CurrentControlSet resolved through Select\Current; a dirty hive flagged), Check
-// judges them, and Preflight does both for a guest's disk image (via package disk) or a hive
-// file:
+// Settings (CurrentControlSet resolved through Select\Current). A dirty hive is replayed from
+// its transaction logs (LogSource: the Windows 8.1+ HvLE format and the older DIRT format) in
+// memory first, as Windows does at boot; a damaged part of the hive makes only the items under
+// it unknown (Settings.Damage). ReadVersion reads the Windows version from the SOFTWARE hive,
+// which decides where the drivers' built-in default hotkey can exist and what an NMI does.
+// Check judges the settings, and Preflight does all of it for a guest's disk image (via
+// package disk) or a hive file:
 //
 //	r, err := registry.Preflight(ctx, "win10.qcow2", registry.PreflightOptions{Hotkey: &h})
 //	if err != nil { … }
@@ -24,7 +28,8 @@
 //
 // The hive is parsed with www.velocidex.com/golang/regparser's cell layouts, but every offset,
 // count and size is checked here before it is followed: a damaged or hostile hive gives an
-// error wrapping ErrCorruptHive, never a panic, and memory stays bounded (at most 16 MiB of
-// the hive is cached, a value's data is capped at 1 MiB, and the cells one read visits are
-// capped).
+// error wrapping ErrCorruptHive (or, for damage away from the root and the control set, a
+// Damage entry), never a panic, and memory stays bounded (at most 16 MiB of the hive is
+// cached, a value's data is capped at 1 MiB, the cells one read visits are capped, and a log
+// is read only up to 64 MiB).
 package registry

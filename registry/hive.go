@@ -80,6 +80,12 @@ type HiveInfo struct {
 	Truncated bool `json:"truncated,omitempty"`
 	// LastWritten is the base block's timestamp (UTC), when set.
 	LastWritten *time.Time `json:"lastWritten,omitempty"`
+	// Replay says which transaction log entries were applied to a dirty hive (in memory);
+	// nil when none were. The other fields describe the primary file as found.
+	Replay *Replay `json:"replay,omitempty"`
+	// LogWarnings say why logs could not be used (damaged, not matching the primary); the
+	// primary file was read as it is when Replay is nil.
+	LogWarnings []string `json:"logWarnings,omitempty"`
 }
 
 // hive is a bounded, read-only walk over a regf file. regparser supplies the base block and
@@ -93,6 +99,56 @@ type hive struct {
 	end    int64 // file offset just past the last hive bin
 	budget int
 	info   HiveInfo
+	// damage lists the damaged list entries met so far (each once): a reader skips them and
+	// goes on, so damage far from the keys it needs costs nothing but a warning.
+	damage []Damage
+	seen   map[string]bool
+}
+
+// Damage is a part of a hive that could not be read.
+type Damage struct {
+	// Key is the path of the key whose subkey or value list holds the damaged entry ("" for
+	// the root key).
+	Key string `json:"key"`
+	// Item names what preflight could not learn because of it ("kbdhid", "CrashControl", …);
+	// empty for damage that preflight does not need to read past.
+	Item string `json:"item,omitempty"`
+	// Error says what is wrong.
+	Error string `json:"error"`
+}
+
+// otherDamage is the damage noted while reading that made no item unknown (items lists
+// what did).
+func (h *hive) otherDamage(items []Damage) []Damage {
+	var out []Damage
+	for _, d := range h.damage {
+		dup := false
+		for _, it := range items {
+			if strings.Contains(it.Error, d.Error) {
+				dup = true
+			}
+		}
+		if !dup {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// errBudget: the visit budget is spent; every further read fails, so it ends the walk.
+var errBudget = errors.New("visit budget spent")
+
+func (h *hive) noteDamage(keyPath, what string, err error) {
+	msg := what + ": " + strings.ReplaceAll(err.Error(), ErrCorruptHive.Error()+": ", "")
+	id := keyPath + "\x00" + msg
+	if h.seen[id] || len(h.damage) >= 64 {
+		return
+	}
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+	h.seen[id] = true
+	h.damage = append(h.damage, Damage{Key: keyPath, Error: msg})
 }
 
 // key is one key node of a hive.
@@ -210,7 +266,7 @@ func (h *hive) read(off int64, n int) []byte {
 func (h *hive) spend() error {
 	h.budget--
 	if h.budget < 0 {
-		return corrupt("more than %d cells visited: the hive's index cells loop or claim impossible counts", visitBudget)
+		return fmt.Errorf("%w: %w: more than %d cells visited: the hive's index cells loop or claim impossible counts", ErrCorruptHive, errBudget, visitBudget)
 	}
 	return nil
 }
@@ -266,6 +322,21 @@ func (h *hive) root() (*key, error) {
 	return k, nil
 }
 
+func entries(n int) string {
+	if n == 1 {
+		return "1 damaged entry"
+	}
+	return fmt.Sprintf("%d damaged entries", n)
+}
+
+// joinPath is parent\name ("name" under the root).
+func joinPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + `\` + name
+}
+
 func showPath(p string) string {
 	if p == "" {
 		return `the root key`
@@ -311,16 +382,77 @@ func (k *key) LastWrite() time.Time {
 	return filetime(regparser.ParseUint64(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_LastWriteTime))
 }
 
-// eachSubkey calls fn for every subkey until fn returns true.
-func (k *key) eachSubkey(fn func(*key) bool) error {
-	if regparser.ParseUint32(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_SubKeyCounts) == 0 {
-		return nil
-	}
-	_, err := k.walkIndex(regparser.ParseUint32(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_SubKeyLists), 0, fn)
-	return err
+// eachSubkey calls fn for every readable subkey until fn returns true. Damaged entries of
+// the subkey list are skipped (and noted); damaged is their number.
+func (k *key) eachSubkey(fn func(*key) bool) (damaged listDamage, err error) {
+	return k.eachSubkeyFor("", fn)
 }
 
-func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool) (bool, error) {
+// eachSubkeyFor is eachSubkey for a lookup of the subkey named want (or "" for all): a
+// damaged entry whose name hint (lf) or name hash (lh) shows it is another key is noted as
+// damage but not counted.
+func (k *key) eachSubkeyFor(want string, fn func(*key) bool) (damaged listDamage, err error) {
+	damaged.want = want
+	if regparser.ParseUint32(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_SubKeyCounts) == 0 {
+		return damaged, nil
+	}
+	_, err = k.walkIndex(regparser.ParseUint32(k.h.c, k.nk.Offset+k.h.p.Off_CM_KEY_NODE_SubKeyLists), 0, fn, &damaged)
+	return damaged, err
+}
+
+// listDamage counts the damaged entries of a list and keeps the first one's description.
+type listDamage struct {
+	n     int
+	first string
+	want  string
+}
+
+// mayBe reports whether a damaged list entry with this lf name hint or lh hash can be the
+// key named d.want.
+func (d *listDamage) mayBe(sig uint16, extra uint32) bool {
+	if d.want == "" {
+		return true
+	}
+	switch sig {
+	case sigLH:
+		var h uint32
+		for _, c := range utf16.Encode([]rune(strings.ToUpper(d.want))) {
+			h = 37*h + uint32(c)
+		}
+		return h == extra
+	case sigLF:
+		var hint [4]byte
+		binary.LittleEndian.PutUint32(hint[:], extra)
+		if hint[0] == 0 {
+			return true // a name not in ASCII: no hint
+		}
+		w := []byte(d.want)
+		for i := range 4 {
+			var c byte
+			if i < len(w) {
+				c = w[i]
+			}
+			if c >= 0x80 {
+				return true
+			}
+			if !strings.EqualFold(string(hint[i]), string(c)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (d *listDamage) add(what string, err error) {
+	if d.n == 0 {
+		d.first = what + ": " + strings.ReplaceAll(err.Error(), ErrCorruptHive.Error()+": ", "")
+	}
+	d.n++
+}
+
+// walkIndex walks one subkey list (an ri index holds lists, not keys; it cannot nest). The
+// recursion is bounded: depth 1 at most.
+func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool, damaged *listDamage) (bool, error) {
 	h := k.h
 	kp := k.Path()
 	abs, n, err := h.cell(off)
@@ -341,8 +473,16 @@ func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool) (bool, error)
 		switch sig {
 		case sigLF, sigLH, sigLI:
 			child, err := h.keyAt(entry, kp)
-			if err != nil {
+			if errors.Is(err, errBudget) {
 				return false, err
+			}
+			if err != nil {
+				what := fmt.Sprintf("subkey entry %d of %d", i+1, count)
+				if sig == sigLI || damaged.mayBe(sig, regparser.ParseUint32(h.c, abs+8+i*width+4)) {
+					damaged.add(what, err)
+				}
+				h.noteDamage(kp, what, err)
+				continue
 			}
 			if fn(child) {
 				return true, nil
@@ -351,8 +491,14 @@ func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool) (bool, error)
 			if depth > 0 {
 				return false, corrupt("subkey list of %s nests an ri index inside another", showPath(kp))
 			}
-			if stop, err := k.walkIndex(entry, depth+1, fn); stop || err != nil {
+			stop, err := k.walkIndex(entry, depth+1, fn, damaged)
+			if errors.Is(err, errBudget) || stop {
 				return stop, err
+			}
+			if err != nil {
+				what := fmt.Sprintf("subkey list %d of %d", i+1, count)
+				damaged.add(what, err)
+				h.noteDamage(kp, what, err)
 			}
 		default:
 			return false, corrupt("subkey list of %s has signature %#04x, not lf, lh, li or ri", showPath(kp), sig)
@@ -361,23 +507,28 @@ func (k *key) walkIndex(off uint32, depth int, fn func(*key) bool) (bool, error)
 	return false, nil
 }
 
-// Subkey returns the subkey named name (case-insensitive), or nil when there is none.
+// Subkey returns the subkey named name (case-insensitive), or nil when there is none. When
+// it is not found but some entries of the subkey list are damaged, it may be one of them:
+// that is an error wrapping ErrCorruptHive.
 func (k *key) Subkey(name string) (*key, error) {
 	var found *key
-	err := k.eachSubkey(func(c *key) bool {
+	damaged, err := k.eachSubkeyFor(name, func(c *key) bool {
 		if nameLengthFits(int64(c.nk.NameLength()), c.nk.Flags()&0x20 != 0, name) && strings.EqualFold(c.Name(), name) {
 			found = c
 			return true
 		}
 		return false
 	})
+	if err == nil && found == nil && damaged.n > 0 {
+		err = corrupt("%s cannot be read: %s may hold it (%s)", joinPath(k.Path(), name), entries(damaged.n)+" of "+showPath(k.Path())+"'s subkey list", damaged.first)
+	}
 	return found, err
 }
 
-// Subkeys lists the subkeys' names.
+// Subkeys lists the names of the readable subkeys.
 func (k *key) Subkeys() ([]string, error) {
 	var names []string
-	err := k.eachSubkey(func(c *key) bool {
+	_, err := k.eachSubkey(func(c *key) bool {
 		names = append(names, c.Name())
 		return false
 	})
@@ -416,19 +567,31 @@ func (k *key) Value(name string) (*value, error) {
 	if count*4 > n {
 		return nil, corrupt("value list of %s claims %d values in %d bytes", showPath(k.Path()), count, n)
 	}
+	var damaged listDamage
+	skip := func(i int64, err error) {
+		what := fmt.Sprintf("value entry %d of %d", i+1, count)
+		damaged.add(what, err)
+		h.noteDamage(k.Path(), what, err)
+	}
 	for i := range count {
 		off := regparser.ParseUint32(h.c, abs+4+4*i)
 		vabs, vn, err := h.cell(off)
+		if errors.Is(err, errBudget) {
+			return nil, err
+		}
 		if err != nil {
-			return nil, fmt.Errorf("value of %s: %w", showPath(k.Path()), err)
+			skip(i, err)
+			continue
 		}
 		if h.sig(vabs) != sigVK || vn < h.p.Off_CM_KEY_VALUE_Name {
-			return nil, corrupt("value of %s: cell at %#x is not a value", showPath(k.Path()), off)
+			skip(i, corrupt("cell at %#x is not a value", off))
+			continue
 		}
 		vk := h.p.CM_KEY_VALUE(h.c, vabs+4)
 		nl := int64(vk.NameLength())
 		if vk.Offset+h.p.Off_CM_KEY_VALUE_Name+nl > vabs+4+vn {
-			return nil, corrupt("value of %s: name at %#x runs past its cell", showPath(k.Path()), off)
+			skip(i, corrupt("name at %#x runs past its cell", off))
+			continue
 		}
 		if !nameLengthFits(nl, vk.Flags()&1 != 0, name) {
 			continue
@@ -442,6 +605,9 @@ func (k *key) Value(name string) (*value, error) {
 			return nil, err
 		}
 		return &value{Name: vname, Type: vk.Type(), Data: data}, nil
+	}
+	if damaged.n > 0 {
+		return nil, corrupt("value %s cannot be read: %s may hold it (%s)", joinPath(k.Path(), name), entries(damaged.n)+" of the key's value list", damaged.first)
 	}
 	return nil, nil
 }

@@ -31,7 +31,7 @@ func showU32(p *uint32) string {
 	return fmt.Sprintf("%#x", *p)
 }
 
-// TestReadHiveFixture reads the armed SYSTEM-like fixture (see testdata/README.md) and
+// TestReadHiveFixture reads the armed SYSTEM-like fixture (see testdata/SOURCES.md) and
 // checks every value it holds.
 func TestReadHiveFixture(t *testing.T) {
 	s, err := ReadHiveFile("testdata/SYSTEM-crashcontrol")

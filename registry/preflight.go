@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/hid"
@@ -42,14 +43,7 @@ func Preflight(ctx context.Context, path string, opts PreflightOptions) (*Report
 		return nil, err
 	}
 	if isHiveFile(path) {
-		s, err := ReadHiveFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("preflight: %w", err)
-		}
-		logs := hiveFileLogs(path)
-		r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, Layout: opts.Layout})
-		r.Hive = path
-		return r, nil
+		return preflightHiveFile(path, opts)
 	}
 	img, err := disk.Open(path, disk.Options{ForceShare: opts.ForceShare, Partition: opts.Partition, AllowBacking: opts.AllowBacking, Context: ctx})
 	if err != nil {
@@ -57,6 +51,45 @@ func Preflight(ctx context.Context, path string, opts PreflightOptions) (*Report
 	}
 	defer img.Close()
 	return PreflightImage(ctx, img, opts)
+}
+
+// preflightHiveFile checks a SYSTEM hive file, with the logs (SYSTEM.LOG1, SYSTEM.LOG2) and
+// the SOFTWARE hive found beside it.
+func preflightHiveFile(path string, opts PreflightOptions) (*Report, error) {
+	f, size, err := openFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: hive: %w", err)
+	}
+	defer f.Close()
+	logs, srcs, closeLogs := hiveFileLogs(path)
+	defer closeLogs()
+	s, err := ReadHive(f, size, srcs...)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: hive %s: %w", path, err)
+	}
+	why := ""
+	soft := filepath.Join(filepath.Dir(path), "SOFTWARE")
+	if _, err := os.Stat(soft); err != nil {
+		why = "no SOFTWARE hive beside " + path
+	} else if s.Version, err = readVersionFile(soft); err != nil {
+		why = fmt.Sprintf("the SOFTWARE hive %s cannot be read: %v", soft, err)
+	}
+	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why, Layout: opts.Layout})
+	r.Hive = path
+	return r, nil
+}
+
+// readVersionFile reads the Windows version from the SOFTWARE hive file at path, replaying
+// the logs beside it when it is dirty.
+func readVersionFile(path string) (*WindowsVersion, error) {
+	f, size, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	_, srcs, closeLogs := hiveFileLogs(path)
+	defer closeLogs()
+	return ReadVersion(f, size, srcs...)
 }
 
 // PreflightImage is Preflight for an image that is already open (opts.ForceShare and
@@ -78,7 +111,8 @@ func PreflightImage(ctx context.Context, img *disk.Image, opts PreflightOptions)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := ReadHive(f, f.Size())
+	logs, srcs := imageLogs(fs, SystemHivePath)
+	s, err := ReadHive(f, f.Size(), srcs...)
 	if err != nil {
 		hint := ""
 		if errors.Is(err, ErrCorruptHive) {
@@ -89,16 +123,42 @@ func PreflightImage(ctx context.Context, img *disk.Image, opts PreflightOptions)
 		}
 		return nil, fmt.Errorf("preflight %s, volume %d, %s: %w%s", path, fs.Volume().Index, SystemHivePath, err, hint)
 	}
-	var logs []LogFile
-	for _, name := range []string{"SYSTEM.LOG1", "SYSTEM.LOG2", "SYSTEM.LOG"} {
-		if fi, err := fs.Stat(`Windows\System32\config\` + name); err == nil && !fi.IsDir {
-			logs = append(logs, LogFile{Name: name, Size: fi.Size})
+	why := ""
+	if sf, err := fs.Open(SoftwareHivePath); err != nil {
+		why = "the volume has no " + SoftwareHivePath
+		if !errors.Is(err, disk.ErrNotFound) {
+			why = fmt.Sprintf("%s cannot be opened: %v", SoftwareHivePath, err)
+		}
+	} else {
+		_, ssrcs := imageLogs(fs, SoftwareHivePath)
+		if s.Version, err = ReadVersion(sf, sf.Size(), ssrcs...); err != nil {
+			why = fmt.Sprintf("%s cannot be read: %v", SoftwareHivePath, err)
 		}
 	}
-	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, Layout: opts.Layout})
+	r := Check(s, CheckOptions{Hotkey: opts.Hotkey, MemoryMiB: opts.MemoryMiB, Logs: logs, VersionUnknown: why, Layout: opts.Layout})
 	r.Image, r.Volume, r.Hive = path, fs.Volume().Index, SystemHivePath
 	r.Warnings = img.Warnings()
 	return r, nil
+}
+
+// imageLogs lists the transaction logs of the hive at hivePath on the volume (LOG1, LOG2 and
+// the legacy LOG) and opens those that can be replayed (LOG1, LOG2, and LOG when it is the
+// only one, as on Windows XP).
+func imageLogs(fs *disk.FS, hivePath string) ([]LogFile, []LogSource) {
+	var logs []LogFile
+	var srcs []LogSource
+	base := hivePath[strings.LastIndexByte(hivePath, '\\')+1:]
+	for _, ext := range []string{".LOG1", ".LOG2", ".LOG"} {
+		f, err := fs.Open(hivePath + ext)
+		if err != nil || f.Info().IsDir {
+			continue
+		}
+		logs = append(logs, LogFile{Name: base + ext, Size: f.Size()})
+		if ext != ".LOG" || len(srcs) == 0 {
+			srcs = append(srcs, LogSource{Name: base + ext, R: f, Size: f.Size()})
+		}
+	}
+	return logs, srcs
 }
 
 // isHiveFile reports whether the file at path starts with the "regf" signature.
@@ -115,18 +175,31 @@ func isHiveFile(path string) bool {
 	return bytes.Equal(b[:], []byte("regf"))
 }
 
-// hiveFileLogs lists the transaction logs beside a hive file (SYSTEM.LOG1, SYSTEM.LOG2).
-func hiveFileLogs(path string) []LogFile {
-	var logs []LogFile
+// hiveFileLogs lists the transaction logs beside a hive file (SYSTEM.LOG1, SYSTEM.LOG2,
+// SYSTEM.LOG) and opens those that can be replayed; the caller calls closeAll when done.
+func hiveFileLogs(path string) (logs []LogFile, srcs []LogSource, closeAll func()) {
+	var files []*os.File
 	for _, ext := range []string{".LOG1", ".LOG2", ".LOG"} {
 		for _, p := range []string{path + ext, path + lowerASCII(ext)} {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				logs = append(logs, LogFile{Name: filepath.Base(p), Size: fi.Size()})
-				break
+			fi, err := os.Stat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
 			}
+			logs = append(logs, LogFile{Name: filepath.Base(p), Size: fi.Size()})
+			if ext != ".LOG" || len(srcs) == 0 {
+				if f, err := os.Open(p); err == nil {
+					files = append(files, f)
+					srcs = append(srcs, LogSource{Name: filepath.Base(p), R: f, Size: fi.Size()})
+				}
+			}
+			break
 		}
 	}
-	return logs
+	return logs, srcs, func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
 }
 
 func lowerASCII(s string) string {

@@ -179,8 +179,11 @@ func TestPreflightDirtyImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := problemIDs(r); strings.Join(got, ",") != "warning:hive-dirty" {
-		t.Errorf("problems = %q, want only the dirty hive", got)
+	if got := problemIDs(r); strings.Join(got, ",") != "warning:hive-dirty,warning:version-unknown" {
+		t.Errorf("problems = %q, want the dirty hive and the unknown version", got)
+	}
+	if msg := r.Problems[0].Message; !strings.Contains(msg, `transaction log SYSTEM.LOG1: no "regf" base block at its start`) {
+		t.Errorf("the dirty-hive warning does not say why the log was not replayed: %s", msg)
 	}
 	if len(r.Logs) != 1 || r.Logs[0] != (LogFile{Name: "SYSTEM.LOG1", Size: 8192}) {
 		t.Errorf("logs = %+v", r.Logs)

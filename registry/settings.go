@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,11 +41,36 @@ type Settings struct {
 	// Anomalies lists values that exist but that Windows cannot use as they are (wrong type or
 	// size). Such values are left out of the fields above.
 	Anomalies []string `json:"anomalies,omitempty"`
+	// PagingDamaged reports that Memory Management could not be read (see Damage).
+	PagingDamaged bool `json:"pagingDamaged,omitempty"`
+	// Damage lists the damaged parts of the hive met while reading: those with an Item made
+	// that item unknown; the others were skipped on the way to what was needed.
+	Damage []Damage `json:"damage,omitempty"`
+	// Version is the Windows version read from the SOFTWARE hive beside this one; nil when
+	// unknown.
+	Version *WindowsVersion `json:"version,omitempty"`
 }
 
-// Client reports a client SKU (ProductType WinNT), where current i8042prt and kbdhid arm a
-// built-in hotkey (LShift+RShift+grave) when no crashdump values are set.
-func (s *Settings) Client() bool { return strings.EqualFold(s.ProductType, "WinNT") }
+// Client reports a client SKU: ProductType WinNT, or, when ProductType is missing, a SOFTWARE
+// hive that says InstallationType Client.
+func (s *Settings) Client() bool {
+	if s.ProductType == "" && s.Version != nil && s.Version.InstallationType != "" {
+		return !s.Version.Server()
+	}
+	return strings.EqualFold(s.ProductType, "WinNT")
+}
+
+// BuiltinDefault reports whether current i8042prt and kbdhid can arm their built-in hotkey
+// (LShift+RShift+grave, 0x11/1) when no crashdump values are set: only on client Windows 10
+// and later. When the version is unknown (no SOFTWARE hive) every client counts, as before
+// crashkey read the version.
+func (s *Settings) BuiltinDefault() bool {
+	if !s.Client() {
+		return false
+	}
+	b := s.Version.Build()
+	return b == 0 || b >= BuildWindows10
+}
 
 // Driver returns the settings of driver d.
 func (s *Settings) Driver(d hid.Driver) DriverSettings {
@@ -58,19 +84,22 @@ func (s *Settings) Driver(d hid.Driver) DriverSettings {
 
 // Effective is the hotkey configuration driver d derives from these settings, with the
 // drivers' precedence applied by package hid: the built-in default hotkey of client Windows
-// counts for i8042prt and kbdhid (hyperkbd's is unknown), and a driver whose service is not
-// installed has none.
+// 10 and later counts for i8042prt and kbdhid (hyperkbd's is unknown; see BuiltinDefault),
+// and a driver whose service is not installed has none.
 func (s *Settings) Effective(d hid.Driver) hid.Effective {
 	ds := s.Driver(d)
 	if !ds.Present {
 		return hid.Effective{Source: "none", Reason: fmt.Sprintf(`Services\%s does not exist: the driver is not installed`, d)}
 	}
-	return ds.Registry(s.Client() && d != hid.Hyperkbd).Effective()
+	return ds.Registry(s.BuiltinDefault() && d != hid.Hyperkbd).Effective()
 }
 
 // DriverSettings are one keyboard driver's service and crash-hotkey values.
 type DriverSettings struct {
 	Driver hid.Driver `json:"driver"`
+	// Damaged reports that the driver's keys could not be read completely (see
+	// Settings.Damage): the values below are what could be read.
+	Damaged bool `json:"damaged,omitempty"`
 	// Present reports that Services\<driver> exists.
 	Present bool `json:"present"`
 	// Start is the service's start type (0 boot, 1 system, 2 automatic, 3 manual, 4 disabled).
@@ -116,7 +145,9 @@ func StartName(start uint32) string {
 // is written. Absent values are nil.
 type CrashControl struct {
 	// Present reports that the CrashControl key exists.
-	Present              bool    `json:"present"`
+	Present bool `json:"present"`
+	// Damaged reports that CrashControl could not be read completely (see Settings.Damage).
+	Damaged              bool    `json:"damaged,omitempty"`
 	CrashDumpEnabled     *uint32 `json:"crashDumpEnabled,omitempty"`
 	FilterPages          *uint32 `json:"filterPages,omitempty"`
 	DumpFile             *string `json:"dumpFile,omitempty"`
@@ -142,52 +173,90 @@ func (c CrashControl) DumpType() DumpType {
 
 // ReadHiveFile reads the crash settings from the SYSTEM hive file at path.
 func ReadHiveFile(path string) (*Settings, error) {
-	f, err := os.Open(path)
+	f, size, err := openFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("hive: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("hive: %w", err)
-	}
-	s, err := ReadHive(f, st.Size())
+	s, err := ReadHive(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("hive %s: %w", path, err)
 	}
 	return s, nil
 }
 
+// openFile opens the file at path and returns its size.
+func openFile(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
 // ReadHive reads the crash settings from the SYSTEM hive in the first size bytes of r.
 // CurrentControlSet, which does not exist in the file, is resolved through Select\Current.
+// When the hive is dirty, the transaction logs (SYSTEM.LOG1, SYSTEM.LOG2) are replayed
+// first, in memory, as Windows does at boot (Settings.Hive.Replay says what was applied; a
+// damaged log is skipped with a warning in Settings.Hive.LogWarnings). A damaged part of the
+// hive makes only the items under it unknown (Settings.Damage); the error cases are a hive
+// whose root, Select or control set cannot be read.
 // Memory stays bounded whatever the hive claims; a damaged hive gives an error wrapping
 // ErrCorruptHive (never a panic), a hive without Select or control sets ErrNotSystemHive,
 // and a failing r its own error.
-func ReadHive(r io.ReaderAt, size int64) (s *Settings, err error) {
+func ReadHive(r io.ReaderAt, size int64, logs ...LogSource) (*Settings, error) {
+	return withHive(r, size, logs, func(h *hive) (*Settings, error) {
+		sc := &scan{h: h, s: &Settings{Hive: h.info}}
+		if err := sc.run(); err != nil {
+			return nil, err
+		}
+		sc.s.Damage = append(sc.s.Damage, h.otherDamage(sc.s.Damage)...)
+		return sc.s, nil
+	})
+}
+
+// withHive opens the hive in the first size bytes of r (replaying logs when it is dirty) and
+// runs read on it. A parser panic becomes an error wrapping ErrCorruptHive, and a failure of
+// r (which the page cache hides from the parser) is returned as such.
+func withHive[T any](r io.ReaderAt, size int64, logs []LogSource, read func(*hive) (*T, error)) (v *T, err error) {
 	var h *hive
 	defer func() {
 		if p := recover(); p != nil {
-			s, err = nil, fmt.Errorf("%w: the parser failed: %v", ErrCorruptHive, p)
+			v, err = nil, fmt.Errorf("%w: the parser failed: %v", ErrCorruptHive, p)
 		}
 		if h != nil && h.c.err != nil {
-			s, err = nil, fmt.Errorf("read hive: %w", h.c.err)
+			v, err = nil, fmt.Errorf("read hive: %w", h.c.err)
 		}
 	}()
-	h, err = openHive(r, size)
+	h, err = openReplayed(r, size, logs)
 	if err != nil {
 		return nil, err
 	}
-	sc := &scan{h: h, s: &Settings{Hive: h.info}}
-	if err := sc.run(); err != nil {
-		return nil, err
-	}
-	return sc.s, nil
+	return read(h)
 }
 
 // scan collects Settings from an open hive.
 type scan struct {
 	h *hive
 	s *Settings
+}
+
+// item records err from reading one item: damage (ErrCorruptHive) makes the item unknown
+// and the scan goes on; any other error (the reader failed) ends it.
+func (sc *scan) item(name, keyPath string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrCorruptHive) || errors.Is(err, errBudget) {
+		return err
+	}
+	sc.s.Damage = append(sc.s.Damage, Damage{Key: keyPath, Item: name, Error: strings.TrimPrefix(err.Error(), ErrCorruptHive.Error()+": ")})
+	return nil
 }
 
 func (sc *scan) run() error {
@@ -209,7 +278,8 @@ func (sc *scan) run() error {
 	if err := sc.pickControlSet(root); err != nil {
 		return err
 	}
-	cs, err := root.Subkey(fmt.Sprintf("ControlSet%03d", sc.s.ControlSet))
+	csName := fmt.Sprintf("ControlSet%03d", sc.s.ControlSet)
+	cs, err := root.Subkey(csName)
 	if err != nil {
 		return err
 	}
@@ -217,18 +287,25 @@ func (sc *scan) run() error {
 		return fmt.Errorf("%w: %s is %d but ControlSet%03d does not exist (the hive has %s)", ErrNotSystemHive,
 			sc.s.ControlSetFrom, sc.s.ControlSet, sc.s.ControlSet, listOr(sc.s.ControlSets, "no control set"))
 	}
-	if k, err := cs.Open(`Control\ProductOptions`); err != nil {
-		return err
-	} else if k != nil {
-		if v, err := sc.str(k, "ProductType"); err != nil {
+	err = func() error {
+		k, err := cs.Open(`Control\ProductOptions`)
+		if err != nil || k == nil {
 			return err
-		} else if v != nil {
+		}
+		v, err := sc.str(k, "ProductType")
+		if v != nil {
 			sc.s.ProductType = *v
 		}
-	}
-	if k, err := cs.Open(`Control\Windows`); err != nil {
 		return err
-	} else if k != nil {
+	}()
+	if err := sc.item("ProductType", csName+`\Control\ProductOptions`, err); err != nil {
+		return err
+	}
+	err = func() error {
+		k, err := cs.Open(`Control\Windows`)
+		if err != nil || k == nil {
+			return err
+		}
 		v, err := k.Value("ShutdownTime")
 		if err != nil {
 			return err
@@ -238,26 +315,38 @@ func (sc *scan) run() error {
 				sc.s.ShutdownTime = &t
 			}
 		}
+		return nil
+	}()
+	if err := sc.item("ShutdownTime", csName+`\Control\Windows`, err); err != nil {
+		return err
 	}
 	for _, d := range hid.Drivers {
 		ds, err := sc.driver(cs, d)
-		if err != nil {
+		ds.Damaged = err != nil
+		if err := sc.item(string(d), csName+`\Services\`+string(d), err); err != nil {
 			return err
 		}
 		sc.s.Drivers = append(sc.s.Drivers, ds)
 	}
-	if err := sc.crashControl(cs); err != nil {
+	err = sc.crashControl(cs)
+	sc.s.CrashControl.Damaged = err != nil
+	if err := sc.item("CrashControl", csName+`\Control\CrashControl`, err); err != nil {
 		return err
 	}
-	if k, err := cs.Open(`Control\Session Manager\Memory Management`); err != nil {
-		return err
-	} else if k != nil {
+	err = func() error {
+		k, err := cs.Open(`Control\Session Manager\Memory Management`)
+		if err != nil || k == nil {
+			return err
+		}
 		if sc.s.PagingFiles, err = sc.multi(k, "PagingFiles"); err != nil {
 			return err
 		}
-		if sc.s.ExistingPageFiles, err = sc.multi(k, "ExistingPageFiles"); err != nil {
-			return err
-		}
+		sc.s.ExistingPageFiles, err = sc.multi(k, "ExistingPageFiles")
+		return err
+	}()
+	sc.s.PagingDamaged = err != nil
+	if err := sc.item("PagingFiles", csName+`\Control\Session Manager\Memory Management`, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -295,6 +384,16 @@ func (sc *scan) pickControlSet(root *key) error {
 		listOr(sc.s.ControlSets, "no control set"))
 }
 
+// firstErr keeps the first error of a sequence of reads that go on past errors.
+type firstErr struct{ err error }
+
+func (f *firstErr) keep(err error) bool {
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return err == nil
+}
+
 func (sc *scan) driver(cs *key, d hid.Driver) (DriverSettings, error) {
 	ds := DriverSettings{Driver: d}
 	svc, err := cs.Open(`Services\` + string(d))
@@ -302,30 +401,22 @@ func (sc *scan) driver(cs *key, d hid.Driver) (DriverSettings, error) {
 		return ds, err
 	}
 	ds.Present = true
-	if ds.Start, err = sc.dword(svc, "Start"); err != nil {
-		return ds, err
+	var fe firstErr
+	ds.Start, err = sc.dword(svc, "Start")
+	fe.keep(err)
+	if p, err := svc.Subkey("Parameters"); fe.keep(err) && p != nil {
+		ds.ParametersWritten = timePtr(p.LastWrite())
+		ds.CrashOnCtrlScroll, err = sc.dword(p, "CrashOnCtrlScroll")
+		fe.keep(err)
 	}
-	if p, err := svc.Subkey("Parameters"); err != nil {
-		return ds, err
-	} else if p != nil {
-		t := p.LastWrite()
-		ds.ParametersWritten = timePtr(t)
-		if ds.CrashOnCtrlScroll, err = sc.dword(p, "CrashOnCtrlScroll"); err != nil {
-			return ds, err
-		}
-	}
-	if c, err := svc.Subkey("crashdump"); err != nil {
-		return ds, err
-	} else if c != nil {
+	if c, err := svc.Subkey("crashdump"); fe.keep(err) && c != nil {
 		ds.CrashdumpWritten = timePtr(c.LastWrite())
-		if ds.Dump1Keys, err = sc.dword(c, "Dump1Keys"); err != nil {
-			return ds, err
-		}
-		if ds.Dump2Key, err = sc.dword(c, "Dump2Key"); err != nil {
-			return ds, err
-		}
+		ds.Dump1Keys, err = sc.dword(c, "Dump1Keys")
+		fe.keep(err)
+		ds.Dump2Key, err = sc.dword(c, "Dump2Key")
+		fe.keep(err)
 	}
-	return ds, nil
+	return ds, fe.err
 }
 
 func (sc *scan) crashControl(cs *key) error {
@@ -336,6 +427,7 @@ func (sc *scan) crashControl(cs *key) error {
 	c := &sc.s.CrashControl
 	c.Present = true
 	c.Written = timePtr(k.LastWrite())
+	var fe firstErr
 	for _, d := range []struct {
 		name string
 		dst  **uint32
@@ -348,9 +440,8 @@ func (sc *scan) crashControl(cs *key) error {
 		{"AlwaysKeepMemoryDump", &c.AlwaysKeepMemoryDump},
 		{"NMICrashDump", &c.NMICrashDump},
 	} {
-		if *d.dst, err = sc.dword(k, d.name); err != nil {
-			return err
-		}
+		*d.dst, err = sc.dword(k, d.name)
+		fe.keep(err)
 	}
 	for _, d := range []struct {
 		name string
@@ -360,11 +451,10 @@ func (sc *scan) crashControl(cs *key) error {
 		{"MinidumpDir", &c.MinidumpDir},
 		{"DedicatedDumpFile", &c.DedicatedDumpFile},
 	} {
-		if *d.dst, err = sc.str(k, d.name); err != nil {
-			return err
-		}
+		*d.dst, err = sc.str(k, d.name)
+		fe.keep(err)
 	}
-	return nil
+	return fe.err
 }
 
 func (sc *scan) anomaly(k *key, name, what string) {

@@ -26,12 +26,23 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("  note: %s", w)
 	}
 	state := "clean"
-	if s.Hive.Dirty {
+	switch {
+	case s.Hive.Replay != nil:
+		state = fmt.Sprintf("dirty, replayed from its logs (%s)", replaySummary(s.Hive.Replay))
+	case s.Hive.Dirty:
 		state = "DIRTY (possibly stale)"
 	}
 	p("hive: format %s, %d bytes, %s, sequence %d/%d; %s (from %s)", s.Hive.Version, s.Hive.Size, state,
 		s.Hive.Sequence1, s.Hive.Sequence2, r.ControlSet, s.ControlSetFrom)
+	if rp := s.Hive.Replay; rp != nil {
+		for _, e := range rp.Applied {
+			p("  applied: %s", e)
+		}
+	}
 	product := "unknown (treated as server)"
+	if r.ProductType == "" && r.Client {
+		product = "unknown (client, from the SOFTWARE hive's InstallationType)"
+	}
 	if r.ProductType != "" {
 		kind := "server"
 		if r.Client {
@@ -40,12 +51,21 @@ func (r *Report) WriteText(w io.Writer) error {
 		product = fmt.Sprintf("%s (%s)", r.ProductType, kind)
 	}
 	p("product type: %s", product)
+	switch {
+	case r.Windows != nil:
+		p("windows: %s", r.Windows)
+		if rp := r.Windows.Hive; rp != nil && rp.Replay != nil {
+			p("  SOFTWARE hive dirty, replayed from its logs (%s)", replaySummary(rp.Replay))
+		}
+	case r.VersionUnknown != "":
+		p("windows: version unknown (%s)", r.VersionUnknown)
+	}
 
 	p("")
 	p("keyboard drivers:")
 	for _, d := range r.Drivers {
 		head := fmt.Sprintf("  %-8s %-9s", d.Driver, "("+shortKeyboards(d.Driver)+")")
-		if !d.Present {
+		if !d.Present && d.Source != "unknown" {
 			p("%s not installed", head)
 			continue
 		}
@@ -53,9 +73,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		if start == "" {
 			start = "start type not set"
 		}
-		if d.Armed {
+		switch {
+		case d.Armed:
 			p("%s %s; fires on %s = %s (from %s)", head, start, d.Hotkey, d.Registry, d.Source)
-		} else {
+		case d.Source == "unknown":
+			p("%s %s; HOTKEY UNKNOWN: %s", head, start, d.Reason)
+		default:
 			p("%s %s; NO HOTKEY: %s", head, start, d.Reason)
 		}
 		p("           values: %s", driverValues(d))
@@ -124,6 +147,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// replaySummary is "HvLE, 3 entries, sequence 207".
+func replaySummary(rp *Replay) string {
+	n := "1 entry"
+	if len(rp.Applied) != 1 {
+		n = fmt.Sprintf("%d entries", len(rp.Applied))
+	}
+	return fmt.Sprintf("%s format, %s applied, now sequence %d", rp.Format, n, rp.Sequence)
 }
 
 func (r *Report) count() (errs, warns int) {

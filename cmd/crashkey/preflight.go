@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/registry"
 )
 
@@ -33,7 +34,10 @@ written to) and reports, before you try to crash the guest, what would stop a du
     crashdump\Dump1Keys/Dump2Key, or the built-in default of client Windows);
   - CrashControl: dump type, DumpFile, MinidumpDir, AutoReboot, Overwrite, DedicatedDumpFile, NMI;
   - the paging files, and whether the dump fits (give --memory for a definite answer);
-  - a dirty hive (values possibly stale), and changes made after the last clean shutdown.
+  - the Windows version (SOFTWARE hive): the built-in default hotkey exists only on client
+    Windows 10 and later, and an NMI needs CrashControl\NMICrashDump before Windows 8;
+  - a dirty hive whose logs cannot be replayed (values possibly stale), and changes made
+    after the last clean shutdown.
 
 With hotkey flags it says whether that hotkey would fire on a PS/2 and on a USB keyboard.
 With --layout it also says what a person at the guest's keyboard must press for each armed
@@ -41,8 +45,13 @@ hotkey (the labels on that layout) and reads --hotkey's character keys as labels
 Every problem comes with its fix, usually a crashkey arm command. IMAGE may also be a SYSTEM
 hive file.
 
-Exit status: 0 no problem (warnings may be printed), 1 problems found or the hotkey would not
-fire, 2 bad input, 3 the image could not be read.`,
+A dirty hive is replayed from its transaction logs (SYSTEM.LOG1/LOG2, in memory only); the
+Windows version comes from the SOFTWARE hive beside SYSTEM. A damaged part of the hive makes
+only what lies under it unknown (a warning, or an error for a keyboard driver or CrashControl).
+
+Exit status: 0 no problem (warnings may be printed), 1 problems found, the hotkey would not
+fire, or no volume holds \Windows; 2 bad input; 3 the image could not be read (or the hive is
+so damaged that nothing useful can be read).`,
 		Example: `  crashkey preflight win10.qcow2
   crashkey preflight win10.qcow2 --hotkey lshift+rshift+d --memory 4096
   crashkey preflight win10.qcow2 --layout fr --hotkey rctrl+a
@@ -76,6 +85,9 @@ fire, 2 bad input, 3 the image could not be read.`,
 			case err == nil:
 			case errors.Is(err, context.Canceled):
 				return err
+			case errors.Is(err, disk.ErrNoVolume) && partition == 0:
+				// no volume holds \Windows: the answer is no, as for pull --list
+				return noErr(err)
 			case registry.IsBadInput(err):
 				return usageErr(err)
 			default:

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crashkey/crashkey/internal/hivetest"
 )
 
 const (
@@ -48,6 +50,61 @@ func TestPreflightGolden(t *testing.T) {
 			}
 			checkGolden(t, "preflight/"+tc.name+".golden", strings.ReplaceAll(out, gptImage, "IMAGE"))
 		})
+	}
+}
+
+// TestPreflightWindowsVersion: with the SOFTWARE hive of a Windows 7 client beside the
+// SYSTEM hive, preflight shows the version, goes by its InstallationType (the fixture has no
+// ProductType) and says that an NMI needs NMICrashDump there.
+func TestPreflightWindowsVersion(t *testing.T) {
+	dir := t.TempDir()
+	for src, dst := range map[string]string{armedHive: "SYSTEM", "../../registry/testdata/SOFTWARE-win7": "SOFTWARE"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hive := filepath.Join(dir, "SYSTEM")
+	out, errOut, code := runCrashkey(t, "preflight", hive)
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	checkGolden(t, "preflight/hive-win7.golden", strings.ReplaceAll(out, hive, "HIVE"))
+	out, _, code = runCrashkey(t, "preflight", "--json", hive)
+	var r struct {
+		Client         bool   `json:"client"`
+		BuiltinDefault bool   `json:"builtinDefault"`
+		WindowsSummary string `json:"windowsSummary"`
+		WindowsBuild   int    `json:"windowsBuild"`
+		Windows        struct {
+			ProductName, InstallationType string
+		} `json:"windows"`
+		Dump struct{ NMI string } `json:"dump"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitOK {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if !r.Client || r.BuiltinDefault || r.WindowsBuild != 7601 || r.Windows.ProductName != "Windows 7 Professional" ||
+		!strings.HasPrefix(r.WindowsSummary, "Windows 7 (") || !strings.Contains(r.Dump.NMI, "NMICrashDump=1") {
+		t.Errorf("report %+v", r)
+	}
+}
+
+// TestPreflightNoWindows: an image with no \Windows volume is a "no" (exit 1), as for
+// pull --list; with --partition naming a volume without the hive it is bad input.
+func TestPreflightNoWindows(t *testing.T) {
+	img := diskImage(t, "tiny.qcow2")
+	for _, args := range [][]string{{"preflight", img}, {"preflight", "--json", img}, {"pull", "--list", img}} {
+		out, errOut, code := runCrashkey(t, args...)
+		if code != ExitNo || out != "" || !strings.Contains(errOut, `has a \Windows directory`) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if _, _, code := runCrashkey(t, "preflight", img, "--partition", "1"); code != ExitUsage {
+		t.Errorf("--partition 1: exit %d", code)
 	}
 }
 
@@ -165,5 +222,49 @@ func TestArmPreflightRoundTrip(t *testing.T) {
 	}
 	if _, _, code := runCrashkey(t, "preflight", hive, "--hotkey", "rctrl+scroll"); code != ExitNo {
 		t.Errorf("asking for RCtrl+ScrollLock on a guest armed for RCtrl+Space: exit %d, want 1", code)
+	}
+}
+
+// freeCell copies the armed fixture with the key (nk) or value (vk) cell named name marked
+// unallocated.
+func freeCell(t *testing.T, sig, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(armedHive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = hivetest.FreeCell(b, sig, name); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "SYSTEM")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPreflightDamagedHive: damage the checks do not need is a warning (exit 0), damage of
+// a keyboard driver's keys makes its hotkey unknown (exit 1), and only a hive whose Select
+// key is unreadable fails the command (exit 3).
+func TestPreflightDamagedHive(t *testing.T) {
+	for _, tc := range []struct {
+		name, sig, cell string
+		code            int
+		out, errOut     string
+	}{
+		{"elsewhere", "vk", "LogEvent", ExitOK, "warning hive-damage: some values of Control\\CrashControl cannot be read", ""},
+		{"kbdhid", "nk", "kbdhid", ExitNo, "error   hotkey-damaged: whether kbdhid has a crash hotkey is unknown", ""},
+		{"select", "nk", "Select", ExitFailed, "", "is not allocated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hive := freeCell(t, tc.sig, tc.cell)
+			out, errOut, code := runCrashkey(t, "preflight", hive)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.errOut) || (tc.errOut == "") != (errOut == "") {
+				t.Fatalf("exit %d (want %d), stderr %q\n%s", code, tc.code, errOut, out)
+			}
+			if tc.name == "elsewhere" {
+				checkGolden(t, "preflight/hive-damaged.golden", strings.ReplaceAll(out, hive, "HIVE"))
+			}
+		})
 	}
 }

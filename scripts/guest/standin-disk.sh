@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the disk of the stand-in Windows guest (package e2e/standin): a GPT disk with one
 # Microsoft basic data partition holding an NTFS volume with
+#   Windows\System32\config\SOFTWARE registry/testdata/SOFTWARE-server2019 (-win10 with --client)
 #   Windows\System32\config\SYSTEM   hivex's minimal hive + the keys Windows has (Select,
 #                                    ProductOptions, Memory Management\PagingFiles, the keyboard
 #                                    services) + `crashkey arm --control-set 1 ...` merged with
@@ -38,7 +39,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 die() { echo "standin-disk: $*" >&2; exit 2; }
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; -*) die "the first argument is the output file, got $1" ;; esac
@@ -194,6 +195,11 @@ if [ "$ded_mib" != 0 ]; then
   truncate -s "${ded_mib}M" "$work/DedicatedDump.sys"
   ntfscp -q "$vol" "$work/DedicatedDump.sys" DedicatedDump.sys
 fi
+# the SOFTWARE hive that names the Windows version (registry/testdata/software/build.sh),
+# copied last so that the other files keep their places on the volume
+software="$root/registry/testdata/SOFTWARE-server2019"
+[ "$product" = WinNT ] && software="$root/registry/testdata/SOFTWARE-win10"
+ntfscp -q "$vol" "$software" Windows/System32/config/SOFTWARE
 cmp -s "$work/SYSTEM" <(ntfscat "$vol" Windows/System32/config/SYSTEM) || die "the hive in the volume differs from the merged hive"
 
 # ---- disk ----------------------------------------------------------------------------------
