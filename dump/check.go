@@ -110,6 +110,11 @@ type BugCheck struct {
 	CodeHex    string `json:"code_hex"` // "0x000000E2", or "" when not set
 	Name       string `json:"name"`
 	Parameters [4]U64 `json:"parameters"`
+	// BaseCode, BaseCodeHex and BaseName are set for a flagged "_M" variant (0x1000007E):
+	// the bug check it stands for (0x7E). See BaseBugCheck.
+	BaseCode    *uint32 `json:"base_code,omitempty"`
+	BaseCodeHex string  `json:"base_code_hex,omitempty"`
+	BaseName    string  `json:"base_name,omitempty"`
 }
 
 // Expectation is the result of CheckOptions.ExpectBugCheck.
@@ -117,6 +122,9 @@ type Expectation struct {
 	Expected     uint32 `json:"expected"`
 	ExpectedName string `json:"expected_name"`
 	Match        bool   `json:"match"`
+	// Variant is true when the dump matched through its flagged "_M" variant of the
+	// expected code (expected 0x7E, the dump holds 0x1000007E).
+	Variant bool `json:"variant,omitempty"`
 }
 
 // MemorySummary describes the physical memory a dump stores.
@@ -249,6 +257,11 @@ func (f *File) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	if h.BugCheckCode.Set {
 		r.BugCheck.Name = BugCheckName(h.BugCheckCode.Value)
 		r.BugCheck.CodeHex = fmt.Sprintf("0x%08X", h.BugCheckCode.Value)
+		if base, ok := BaseBugCheck(h.BugCheckCode.Value); ok {
+			r.BugCheck.BaseCode = &base
+			r.BugCheck.BaseCodeHex = fmt.Sprintf("0x%08X", base)
+			r.BugCheck.BaseName = BugCheckName(base)
+		}
 	}
 	if t, ok := h.Time(); ok {
 		r.SystemTime = &t
@@ -260,7 +273,9 @@ func (f *File) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	f.checkHeaderFields(r, now)
 	if opts.ExpectBugCheck != nil {
 		want := *opts.ExpectBugCheck
-		r.Expectation = &Expectation{Expected: want, ExpectedName: BugCheckName(want), Match: h.BugCheckCode.Set && h.BugCheckCode.Value == want}
+		got := h.BugCheckCode.Value
+		r.Expectation = &Expectation{Expected: want, ExpectedName: BugCheckName(want), Match: h.BugCheckCode.Set && BugCheckMatches(want, got),
+			Variant: h.BugCheckCode.Set && got != want && BugCheckMatches(want, got)}
 		if !r.Expectation.Match {
 			got := "not set"
 			if h.BugCheckCode.Set {
@@ -352,7 +367,7 @@ func (f *File) checkHeaderFields(r *Report, now time.Time) {
 	case bc.Value == BugCheckLiveSystemDump:
 		r.add(Info, "live-dump", "live dump (LIVE_SYSTEM_DUMP): taken while the system kept running, not a crash")
 	}
-	if bc.Set && bc.Value != 0 && BugCheckName(bc.Value) == "" {
+	if _, variant := BaseBugCheck(bc.Value); bc.Set && bc.Value != 0 && BugCheckName(bc.Value) == "" && !variant {
 		r.add(Info, "bugcheck-unknown", "bug check code 0x%08X is not in Microsoft's bug check reference", bc.Value)
 	}
 	if t, ok := h.Time(); !ok {

@@ -751,7 +751,7 @@ func (j *job) check(ctx context.Context, s *Step, res *pull.Result) error {
 	}
 	s.Detail = fmt.Sprintf("%s, bug check %s", rep.Verdict, dump.FormatBugCheck(code))
 	switch {
-	case j.cfg.ExpectBugCheck != nil && rep.Header.BugCheckCode.Value != *j.cfg.ExpectBugCheck:
+	case j.cfg.ExpectBugCheck != nil && !dump.BugCheckMatches(*j.cfg.ExpectBugCheck, rep.Header.BugCheckCode.Value):
 		s.Status = StepFailed
 		j.conclude(OutcomeWrongBugCheck, fmt.Sprintf("the dump holds bug check %s, not the expected %s", dump.FormatBugCheck(code), dump.FormatBugCheck(*j.cfg.ExpectBugCheck)))
 	case !rep.OK():
