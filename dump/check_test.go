@@ -144,6 +144,19 @@ func (f faultyReader) ReadAt(p []byte, off int64) (int, error) {
 	return f.r.ReadAt(p, off)
 }
 
+// slowReader delays reads that start in [from, to).
+type slowReader struct {
+	r        io.ReaderAt
+	from, to int64
+}
+
+func (s slowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= s.from && off < s.to {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s.r.ReadAt(p, off)
+}
+
 func TestCheckDeep(t *testing.T) {
 	zeroOdd := func(pfn uint64, page []byte) error {
 		if pfn%2 == 1 {
@@ -183,6 +196,23 @@ func TestCheckDeep(t *testing.T) {
 	}
 	if !hasFinding(r, "unreadable-pages", Error) {
 		t.Errorf("findings %+v", r.Findings)
+	}
+
+	// Unreadable pages in several chunks, whose reads the workers finish out of order (the
+	// first chunk is slow): FirstUnreadable lists the first ones in file order.
+	fr = faultyReader{slowReader{bytes.NewReader(b), first, first + deepChunk}, first + 0x30*PageSize, first + 0x110*PageSize}
+	f4, err := Open(fr, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = check(t, f4, CheckOptions{Deep: true})
+	if r.Deep.UnreadablePages != 0xE0 || r.Deep.PagesRead != 289-0xE0 || len(r.Deep.FirstUnreadable) != maxListed {
+		t.Fatalf("unreadable: deep %+v", r.Deep)
+	}
+	for i, a := range r.Deep.FirstUnreadable {
+		if want := uint64(0x31+i) * PageSize; a.Value != want { // file index 0x30 is PFN 0x31
+			t.Errorf("FirstUnreadable[%d] = %v, want 0x%X", i, a, want)
+		}
 	}
 
 	// A bitmap that cannot be read is an I/O error, not a finding.
