@@ -39,8 +39,9 @@ type Config struct {
 	Chord bool
 	// Force sends keys to a guest that is not running and skips the preflight's stop.
 	Force bool
-	// ExpectBugCheck, when set, makes any other bug check a failure. Zero means: the trigger's
-	// own code (0xE2 for keys, 0x80 for an NMI) when the trigger has one.
+	// ExpectBugCheck, when set, makes any other bug check a failure (a base code also
+	// accepts its "_M" variant: see dump.BugCheckMatches). Zero means: the trigger's own code
+	// (0xE2 for keys, 0x80 for an NMI) when the trigger has one.
 	ExpectBugCheck *uint32
 	// StopAfterCrash makes the guest's reboot after the dump pause the VM instead, and pulls
 	// the dump from pagefile.sys of the stopped guest.
