@@ -569,8 +569,28 @@ func (f *File) checkLayout(ctx context.Context, r *Report) (*memLayout, error) {
 			r.add(Error, "bitmap-count", "the bitmap has %d pages set but the header counts %d present pages", total, b.PresentPages)
 			return nil, nil
 		}
+		if err := f.checkBitmapTail(r, b); err != nil {
+			return nil, err
+		}
 		return m, nil
 	}
+}
+
+// checkBitmapTail notes pages in the last, partial byte of a bitmap whose length is not a
+// multiple of 8: readers that size the bitmap as Pages/8 bytes (kdmp-parser, volatility3)
+// do not see them.
+func (f *File) checkBitmapTail(r *Report, b *BitmapHeader) error {
+	if b.Pages%8 == 0 {
+		return nil
+	}
+	var last [1]byte
+	if err := readFull(f.r, last[:], f.hdr.HeaderSize+bitmapOffset+int64(b.Pages/8)); err != nil {
+		return fmt.Errorf("dump: read bitmap: %w", err)
+	}
+	if n := bits.OnesCount8(last[0] & (byte(1)<<(b.Pages%8) - 1)); n > 0 {
+		r.add(Info, "bitmap-tail", "the bitmap's length (%d pages) is not a multiple of 8: readers that take it as Pages/8 bytes (kdmp-parser, volatility3) miss its last %s", b.Pages, plural(uint64(n), "page"))
+	}
+	return nil
 }
 
 func isIOError(err error) bool {

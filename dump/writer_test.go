@@ -242,8 +242,12 @@ func TestWriteBitmapLayout(t *testing.T) {
 				wantPhys(t, f, b, pfn*PageSize, tt.first+i*PageSize)
 			}
 			wantAbsent(t, f, 0x101000)
-			if r := check(t, f, CheckOptions{Deep: true}); r.Verdict != Valid || r.Deep.PagesRead != 6 {
+			r := check(t, f, CheckOptions{Deep: true})
+			if r.Verdict != Valid || r.Deep.PagesRead != 6 {
 				t.Errorf("check: %v %+v", r.Verdict, r.Findings)
+			}
+			if tail := hasFinding(r, "bitmap-tail", Info); tail != (tt.kdmpSeesPages != 6) {
+				t.Errorf("bitmap-tail finding: %v, findings %+v", tail, r.Findings)
 			}
 		})
 	}

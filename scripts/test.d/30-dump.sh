@@ -96,4 +96,6 @@ if ( compare packed "$tmp/packed.dmp" ) 2>/dev/null; then
   echo "30-dump: the packed layout compared equal, but kdmp-parser drops its last Pages%8 pages: the comparison is blind" >&2
   exit 1
 fi
+expect 0 "$tmp/crashkey" check "$tmp/packed.dmp" # crashkey reads it, and says what other readers miss
+grep -q 'bitmap-tail .*miss its last 3 pages' "$tmp/out" || { echo "30-dump: no bitmap-tail finding for the packed layout" >&2; cat "$tmp/out" >&2; exit 1; }
 echo "30-dump: ok"
