@@ -163,11 +163,17 @@ func (spec Spec) layout() (specLayout, error) {
 	return l, nil
 }
 
-// Size returns the number of bytes Write writes for spec, or the error Write would return
-// for its layout.
+// Size returns the number of bytes Write writes for spec, or the error Write returns for
+// the spec (not those of the writer or the page source).
 func (spec Spec) Size() (int64, error) {
 	l, err := spec.layout()
-	return int64(l.size), err
+	if err != nil {
+		return 0, err
+	}
+	if _, err := buildHeader(spec); err != nil {
+		return 0, err
+	}
+	return int64(l.size), nil
 }
 
 // Write writes the dump described by spec to w, taking page contents from pages (nil means

@@ -43,6 +43,9 @@ func TestWriteRoundTrip(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				spec := baseSpec(typ, is64)
 				b := writeDump(t, spec, PatternPages(42))
+				if n, err := spec.Size(); err != nil || n != int64(len(b)) {
+					t.Errorf("Size() = %d, %v; Write wrote %d bytes", n, err, len(b))
+				}
 				if !bytes.HasPrefix(b, []byte(map[bool]string{true: "PAGEDU64", false: "PAGEDUMP"}[is64])) {
 					t.Fatalf("signature %q", b[:8])
 				}
@@ -118,6 +121,9 @@ func TestWriteSpecErrors(t *testing.T) {
 	for _, tt := range tests {
 		if err := Write(&bytes.Buffer{}, tt.spec, nil); err == nil {
 			t.Errorf("%s: Write succeeded", tt.name)
+		}
+		if n, err := tt.spec.Size(); err == nil {
+			t.Errorf("%s: Size = %d, nil", tt.name, n)
 		}
 	}
 	boom := errors.New("boom")
