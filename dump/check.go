@@ -91,7 +91,8 @@ type Finding struct {
 // CheckOptions controls File.Check.
 type CheckOptions struct {
 	// Deep reads every stored page of full, bitmap and RDMP dumps and summarises unreadable
-	// and all-zero pages.
+	// and all-zero pages. It reads on one goroutine per CPU (at most four), calling the
+	// reader's ReadAt in parallel, as io.ReaderAt allows.
 	Deep bool
 	// ExpectBugCheck, when set, is the bug-check code the dump must hold; a different code
 	// yields a "bugcheck-mismatch" warning and Report.Expectation.Match == false.
