@@ -71,10 +71,11 @@ type Spec struct {
 	// need them sorted and not overlapping.
 	Runs []Run
 	// BitmapPages is the bitmap length in pages; zero means the highest stored page + 1.
-	// Bitmap dumps are laid out as Windows lays them out: the bitmap length is rounded up to
-	// a whole byte (a multiple of 8 pages, so that readers that size the bitmap as Pages/8,
-	// such as kdmp-parser and volatility3, see every page) and the first page starts at the
-	// next page boundary after the bitmap, the gap zero-filled.
+	// Bitmap dumps are laid out so that other readers agree on them: the bitmap length is
+	// rounded up to a whole byte (a multiple of 8 pages, as in a public Windows sample, so
+	// that readers that size the bitmap as Pages/8, such as kdmp-parser and volatility3, see
+	// every page) and the first page starts at the next page boundary after the bitmap, the
+	// gap zero-filled.
 	BitmapPages uint64
 	// PackedFirstPage writes the older, packed bitmap layout instead: the first page right
 	// after the bitmap (not page-aligned, as in a public Windows sample) and the bitmap
