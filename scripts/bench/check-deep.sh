@@ -40,15 +40,17 @@ read -r t_cat rss_cat < <(best cat "$tmp/big.dmp")
 read -r t_dd rss_dd < <(best dd if="$tmp/big.dmp" of=/dev/null bs=1M status=none)
 set +e
 read -r t_chk rss_chk < <(best "$tmp/crashkey" check --deep "$tmp/big.dmp")
+read -r t_hdr rss_hdr < <(best "$tmp/crashkey" check "$tmp/big.dmp") # the baseline of issue #14's module-walk figure
 set -e
 "$tmp/crashkey" check --deep "$tmp/big.dmp" | grep -E '^(Deep check|Verdict)'
 plain=$(awk -v a="$t_cat" -v b="$t_dd" 'BEGIN{print (a<b)?a:b}')
-awk -v bytes="$bytes" -v cat="$t_cat" -v dd="$t_dd" -v chk="$t_chk" -v plain="$plain" -v rss="$rss_chk" -v rsscat="$rss_cat" 'BEGIN{
+awk -v bytes="$bytes" -v cat="$t_cat" -v dd="$t_dd" -v chk="$t_chk" -v hdr="$t_hdr" -v rsshdr="$rss_hdr" -v plain="$plain" -v rss="$rss_chk" -v rsscat="$rss_cat" 'BEGIN{
   mib = bytes/1048576
   printf "file:            %.0f bytes (%.0f MiB), best of '"$RUNS"' warm runs\n", bytes, mib
   printf "cat > /dev/null: %6.3f s (%5.0f MiB/s), peak RSS %d KiB\n", cat, mib/(cat>0?cat:0.001), rsscat
   printf "dd bs=1M:        %6.3f s (%5.0f MiB/s)\n", dd, mib/(dd>0?dd:0.001)
   printf "check --deep:    %6.3f s (%5.0f MiB/s), peak RSS %d KiB\n", chk, mib/(chk>0?chk:0.001), rss
+  printf "check (no --deep): %6.3f s, peak RSS %d KiB\n", hdr, rsshdr
   ratio = (plain>0) ? chk/plain : 0
   printf "ratio check/plain read: %.2f (goal <= 1.10) %s\n", ratio, (ratio<=1.10)?"OK":"SLOWER THAN GOAL"
   printf "peak RSS of check: %.1f MiB (goal <= 64 MiB) %s\n", rss/1024, (rss<=65536)?"OK":"OVER GOAL"
