@@ -75,7 +75,9 @@ func run(stdout io.Writer, name, pagesPath string) error {
 			end = max(end, r.BasePage+r.PageCount)
 		}
 	case f.Bitmap() != nil:
-		end = f.Bitmap().Pages
+		b := f.Bitmap()
+		fmt.Fprintf(w, "bitmap FirstPage 0x%x TotalPresentPages %d Pages %d\n", b.FirstPage, b.PresentPages, b.Pages)
+		end = b.Pages
 	default:
 		return fmt.Errorf("%s: a %s dump has no physical pages to compare", name, h.DumpType)
 	}

@@ -42,6 +42,11 @@ int main(int argc, char **argv) {
     printf("BugCheckParameter%zu 0x%" PRIx64 "\n", i + 1, bc.BugCheckCodeParameter[i]);
   }
   printf("KdDebuggerDataBlock 0x%" PRIx64 "\n", h.KdDebuggerDataBlock);
+  if (h.DumpType == kdmpparser::DumpType_t::BMPDump || h.DumpType == kdmpparser::DumpType_t::LiveKernelBitmapDump) {
+    const kdmpparser::BMP_HEADER64 &b = h.u3.BmpHeader;
+    printf("bitmap FirstPage 0x%" PRIx64 " TotalPresentPages %" PRIu64 " Pages %" PRIu64 "\n", b.FirstPage,
+           b.TotalPresentPages, b.Pages);
+  }
   if (h.DumpType == kdmpparser::DumpType_t::FullDump) {
     const kdmpparser::PHYSMEM_DESC &d = h.u1.PhysicalMemoryBlock;
     printf("descriptor %" PRIu32 " runs %" PRIu64 " pages\n", d.NumberOfRuns, d.NumberOfPages);
