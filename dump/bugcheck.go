@@ -66,10 +66,49 @@ func BugCheckNames() []uint32 {
 	return codes
 }
 
+// VariantFlag marks the "_M" variants of bug checks (0x1000007E
+// SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M, 0x1000008E, 0x100000EA, …): Windows reports the same
+// bug check with this bit set when the crash went through a different path in the kernel.
+const VariantFlag uint32 = 0x10000000
+
+// BaseBugCheck returns the bug check a flagged "_M" variant stands for: for a code whose top
+// nibble is exactly VariantFlag and whose remaining bits name a known bug check, that bug check
+// (0x7E for 0x1000007E), with ok true. Every other code is its own base (ok false).
+func BaseBugCheck(code uint32) (base uint32, ok bool) {
+	if code&0xF0000000 != VariantFlag {
+		return code, false
+	}
+	b := code &^ VariantFlag
+	if b == 0 || BugCheckName(b) == "" {
+		return code, false
+	}
+	return b, true
+}
+
+// BugCheckMatches reports whether a dump holding bug check got satisfies an expectation of
+// want: the same code, or a flagged "_M" variant of want (expecting 0x7E accepts 0x7E and
+// 0x1000007E; expecting 0x1000007E accepts only 0x1000007E).
+func BugCheckMatches(want, got uint32) bool {
+	if got == want {
+		return true
+	}
+	base, ok := BaseBugCheck(got)
+	return ok && base == want
+}
+
 // FormatBugCheck renders a code as "0x000000E2 (MANUALLY_INITIATED_CRASH)", or just the hex
-// code when its name is unknown.
+// code when its name is unknown. A flagged variant also names its base:
+// "0x1000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M; base 0x0000007E
+// SYSTEM_THREAD_EXCEPTION_NOT_HANDLED)".
 func FormatBugCheck(code uint32) string {
-	if n := BugCheckName(code); n != "" {
+	n := BugCheckName(code)
+	if base, ok := BaseBugCheck(code); ok {
+		if n == "" {
+			n = BugCheckName(base) + "_M"
+		}
+		return fmt.Sprintf("0x%08X (%s; base 0x%08X %s)", code, n, base, BugCheckName(base))
+	}
+	if n != "" {
 		return fmt.Sprintf("0x%08X (%s)", code, n)
 	}
 	return fmt.Sprintf("0x%08X", code)
@@ -77,7 +116,8 @@ func FormatBugCheck(code uint32) string {
 
 // ParseBugCheck parses a bug-check code given in hex, with or without a prefix ("0xE2", "E2",
 // "80", "0x000000E2"), as decimal with WinDbg's 0n prefix ("0n226"), or as a name matched
-// case-insensitively ("manually_initiated_crash").
+// case-insensitively ("manually_initiated_crash"). NAME_M is the flagged variant of NAME
+// ("IRQL_NOT_LESS_OR_EQUAL_M" is 0x1000000A), whether or not Microsoft's list names it.
 func ParseBugCheck(s string) (uint32, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
@@ -99,8 +139,15 @@ func ParseBugCheck(s string) (uint32, error) {
 		}
 	}
 	_, byName := bugChecks()
-	if v, ok := byName[strings.ToUpper(t)]; ok {
+	upper := strings.ToUpper(t)
+	if v, ok := byName[upper]; ok {
 		return v, nil
+	}
+	// NAME_M is the flagged variant of any known bug check, listed or not.
+	if b, ok := strings.CutSuffix(upper, "_M"); ok {
+		if v, ok := byName[b]; ok && v&0xF0000000 == 0 && v != 0 {
+			return v | VariantFlag, nil
+		}
 	}
 	return 0, fmt.Errorf("bug check: %q is neither a hex code (0xE2, E2, 0n226 for decimal) nor a known name (MANUALLY_INITIATED_CRASH): %w", s, ErrUnknownBugCheck)
 }

@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -92,7 +91,8 @@ type Finding struct {
 // CheckOptions controls File.Check.
 type CheckOptions struct {
 	// Deep reads every stored page of full, bitmap and RDMP dumps and summarises unreadable
-	// and all-zero pages.
+	// and all-zero pages. It reads on one goroutine per CPU (at most four), calling the
+	// reader's ReadAt in parallel, as io.ReaderAt allows.
 	Deep bool
 	// ExpectBugCheck, when set, is the bug-check code the dump must hold; a different code
 	// yields a "bugcheck-mismatch" warning and Report.Expectation.Match == false.
@@ -110,6 +110,11 @@ type BugCheck struct {
 	CodeHex    string `json:"code_hex"` // "0x000000E2", or "" when not set
 	Name       string `json:"name"`
 	Parameters [4]U64 `json:"parameters"`
+	// BaseCode, BaseCodeHex and BaseName are set for a flagged "_M" variant (0x1000007E):
+	// the bug check it stands for (0x7E). See BaseBugCheck.
+	BaseCode    *uint32 `json:"base_code,omitempty"`
+	BaseCodeHex string  `json:"base_code_hex,omitempty"`
+	BaseName    string  `json:"base_name,omitempty"`
 }
 
 // Expectation is the result of CheckOptions.ExpectBugCheck.
@@ -117,6 +122,9 @@ type Expectation struct {
 	Expected     uint32 `json:"expected"`
 	ExpectedName string `json:"expected_name"`
 	Match        bool   `json:"match"`
+	// Variant is true when the dump matched through its flagged "_M" variant of the
+	// expected code (expected 0x7E, the dump holds 0x1000007E).
+	Variant bool `json:"variant,omitempty"`
 }
 
 // MemorySummary describes the physical memory a dump stores.
@@ -249,6 +257,11 @@ func (f *File) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	if h.BugCheckCode.Set {
 		r.BugCheck.Name = BugCheckName(h.BugCheckCode.Value)
 		r.BugCheck.CodeHex = fmt.Sprintf("0x%08X", h.BugCheckCode.Value)
+		if base, ok := BaseBugCheck(h.BugCheckCode.Value); ok {
+			r.BugCheck.BaseCode = &base
+			r.BugCheck.BaseCodeHex = fmt.Sprintf("0x%08X", base)
+			r.BugCheck.BaseName = BugCheckName(base)
+		}
 	}
 	if t, ok := h.Time(); ok {
 		r.SystemTime = &t
@@ -260,7 +273,9 @@ func (f *File) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	f.checkHeaderFields(r, now)
 	if opts.ExpectBugCheck != nil {
 		want := *opts.ExpectBugCheck
-		r.Expectation = &Expectation{Expected: want, ExpectedName: BugCheckName(want), Match: h.BugCheckCode.Set && h.BugCheckCode.Value == want}
+		got := h.BugCheckCode.Value
+		r.Expectation = &Expectation{Expected: want, ExpectedName: BugCheckName(want), Match: h.BugCheckCode.Set && BugCheckMatches(want, got),
+			Variant: h.BugCheckCode.Set && got != want && BugCheckMatches(want, got)}
 		if !r.Expectation.Match {
 			got := "not set"
 			if h.BugCheckCode.Set {
@@ -352,7 +367,7 @@ func (f *File) checkHeaderFields(r *Report, now time.Time) {
 	case bc.Value == BugCheckLiveSystemDump:
 		r.add(Info, "live-dump", "live dump (LIVE_SYSTEM_DUMP): taken while the system kept running, not a crash")
 	}
-	if bc.Set && bc.Value != 0 && BugCheckName(bc.Value) == "" {
+	if _, variant := BaseBugCheck(bc.Value); bc.Set && bc.Value != 0 && BugCheckName(bc.Value) == "" && !variant {
 		r.add(Info, "bugcheck-unknown", "bug check code 0x%08X is not in Microsoft's bug check reference", bc.Value)
 	}
 	if t, ok := h.Time(); !ok {
@@ -555,8 +570,28 @@ func (f *File) checkLayout(ctx context.Context, r *Report) (*memLayout, error) {
 			r.add(Error, "bitmap-count", "the bitmap has %d pages set but the header counts %d present pages", total, b.PresentPages)
 			return nil, nil
 		}
+		if err := f.checkBitmapTail(r, b); err != nil {
+			return nil, err
+		}
 		return m, nil
 	}
+}
+
+// checkBitmapTail notes pages in the last, partial byte of a bitmap whose length is not a
+// multiple of 8: readers that size the bitmap as Pages/8 bytes (kdmp-parser, volatility3)
+// do not see them.
+func (f *File) checkBitmapTail(r *Report, b *BitmapHeader) error {
+	if b.Pages%8 == 0 {
+		return nil
+	}
+	var last [1]byte
+	if err := readFull(f.r, last[:], f.hdr.HeaderSize+bitmapOffset+int64(b.Pages/8)); err != nil {
+		return fmt.Errorf("dump: read bitmap: %w", err)
+	}
+	if n := bits.OnesCount8(last[0] & (byte(1)<<(b.Pages%8) - 1)); n > 0 {
+		r.add(Info, "bitmap-tail", "the bitmap's length (%d pages) is not a multiple of 8: readers that take it as Pages/8 bytes (kdmp-parser, volatility3) miss its last %s", b.Pages, plural(uint64(n), "page"))
+	}
+	return nil
 }
 
 func isIOError(err error) bool {
@@ -777,152 +812,4 @@ func (f *File) deepFindings(r *Report) {
 			r.add(Info, "zero-pages", "%d of %d pages read are all zero (%.1f%%)", d.ZeroPages, d.PagesRead, 100*float64(d.ZeroPages)/float64(d.PagesRead))
 		}
 	}
-}
-
-// deepChunk is the size of one sequential read of the deep check.
-const deepChunk = 1 << 20
-
-var zeroPage [PageSize]byte
-
-// deepRead reads every stored page that the file holds, in file order, with two buffers so
-// that reading overlaps checking.
-func (f *File) deepRead(ctx context.Context, m *memLayout, progress func(done, total int64)) (*DeepResult, error) {
-	res := &DeepResult{}
-	size := uint64(f.size)
-	var inFile uint64
-	if size > m.dataStart {
-		inFile = min(m.stored, (size-m.dataStart)/PageSize)
-	}
-	total := int64(inFile * PageSize)
-	pfns := newPFNIter(f, m)
-	type chunk struct {
-		buf   []byte
-		first uint64 // index of the first page
-		n     int    // pages
-		err   error
-	}
-	// Two buffers of at most deepChunk bytes: small dumps get small buffers.
-	perChunk := int(min(deepChunk/PageSize, max(inFile, 1)))
-	free := make(chan []byte, 2)
-	free <- make([]byte, perChunk*PageSize)
-	free <- make([]byte, perChunk*PageSize)
-	full := make(chan chunk, 1)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer close(full)
-		for idx := uint64(0); idx < inFile; {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-rctx.Done():
-				return
-			}
-			n := int(min(uint64(perChunk), inFile-idx))
-			off := int64(m.dataStart + idx*PageSize)
-			_, err := f.r.ReadAt(buf[:n*PageSize], off)
-			if err == io.EOF {
-				err = nil
-			}
-			select {
-			case full <- chunk{buf, idx, n, err}:
-			case <-rctx.Done():
-				return
-			}
-			idx += uint64(n)
-		}
-	}()
-	var done int64
-	for c := range full {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		for i := 0; i < c.n; i++ {
-			pfn, err := pfns.next()
-			if err != nil {
-				return nil, err
-			}
-			page := c.buf[i*PageSize : (i+1)*PageSize]
-			if c.err != nil {
-				// Retry page by page to count the unreadable ones.
-				if _, err := f.r.ReadAt(page, int64(m.dataStart+(c.first+uint64(i))*PageSize)); err != nil && err != io.EOF {
-					res.UnreadablePages++
-					if len(res.FirstUnreadable) < maxListed {
-						res.FirstUnreadable = append(res.FirstUnreadable, U64{pfn * PageSize, true})
-					}
-					continue
-				}
-			}
-			res.PagesRead++
-			if bytes.Equal(page, zeroPage[:]) {
-				res.ZeroPages++
-			}
-		}
-		done += int64(c.n) * PageSize
-		if progress != nil {
-			progress(done, total)
-		}
-		free <- c.buf
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// pfnIter yields the page frame numbers of stored pages in file order.
-type pfnIter struct {
-	f     *File
-	m     *memLayout
-	run   int
-	inRun uint64
-	// bitmap state
-	block    []byte
-	blockOff uint64 // byte offset of block within the bitmap
-	pos      uint64 // next bit to look at
-}
-
-func newPFNIter(f *File, m *memLayout) *pfnIter { return &pfnIter{f: f, m: m} }
-
-func (it *pfnIter) next() (uint64, error) {
-	if it.m.bitmap == nil {
-		for it.run < len(it.m.runs) {
-			r := it.m.runs[it.run]
-			if it.inRun < r.PageCount {
-				it.inRun++
-				return r.BasePage + it.inRun - 1, nil
-			}
-			it.run++
-			it.inRun = 0
-		}
-		return 0, fmt.Errorf("dump: more pages than the runs hold: %w", ErrCorrupt)
-	}
-	b := it.m.bitmap
-	for it.pos < b.Pages {
-		byteIdx := it.pos / 8
-		if it.block == nil || byteIdx < it.blockOff || byteIdx >= it.blockOff+uint64(len(it.block)) {
-			nbytes := (b.Pages + 7) / 8
-			n := min(uint64(scanBitmapBuf), nbytes-byteIdx)
-			if it.block == nil {
-				it.block = make([]byte, scanBitmapBuf)
-			}
-			it.block = it.block[:n]
-			if err := readFull(it.f.r, it.block, it.f.hdr.HeaderSize+bitmapOffset+int64(byteIdx)); err != nil {
-				return 0, fmt.Errorf("dump: read bitmap: %w", err)
-			}
-			it.blockOff = byteIdx
-		}
-		c := it.block[byteIdx-it.blockOff] >> (it.pos % 8)
-		if c == 0 {
-			it.pos = (byteIdx + 1) * 8
-			continue
-		}
-		it.pos += uint64(bits.TrailingZeros8(c))
-		p := it.pos
-		it.pos++
-		if p < b.Pages {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("dump: more pages than the bitmap holds: %w", ErrCorrupt)
 }

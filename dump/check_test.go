@@ -144,6 +144,19 @@ func (f faultyReader) ReadAt(p []byte, off int64) (int, error) {
 	return f.r.ReadAt(p, off)
 }
 
+// slowReader delays reads that start in [from, to).
+type slowReader struct {
+	r        io.ReaderAt
+	from, to int64
+}
+
+func (s slowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= s.from && off < s.to {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s.r.ReadAt(p, off)
+}
+
 func TestCheckDeep(t *testing.T) {
 	zeroOdd := func(pfn uint64, page []byte) error {
 		if pfn%2 == 1 {
@@ -183,6 +196,23 @@ func TestCheckDeep(t *testing.T) {
 	}
 	if !hasFinding(r, "unreadable-pages", Error) {
 		t.Errorf("findings %+v", r.Findings)
+	}
+
+	// Unreadable pages in several chunks, whose reads the workers finish out of order (the
+	// first chunk is slow): FirstUnreadable lists the first ones in file order.
+	fr = faultyReader{slowReader{bytes.NewReader(b), first, first + deepChunk}, first + 0x30*PageSize, first + 0x110*PageSize}
+	f4, err := Open(fr, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = check(t, f4, CheckOptions{Deep: true})
+	if r.Deep.UnreadablePages != 0xE0 || r.Deep.PagesRead != 289-0xE0 || len(r.Deep.FirstUnreadable) != maxListed {
+		t.Fatalf("unreadable: deep %+v", r.Deep)
+	}
+	for i, a := range r.Deep.FirstUnreadable {
+		if want := uint64(0x31+i) * PageSize; a.Value != want { // file index 0x30 is PFN 0x31
+			t.Errorf("FirstUnreadable[%d] = %v, want 0x%X", i, a, want)
+		}
 	}
 
 	// A bitmap that cannot be read is an I/O error, not a finding.
@@ -260,5 +290,89 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	}
 	if back.Header == nil || back.Header.BugCheckCode != rep.Header.BugCheckCode || back.Header.DirectoryTableBase != rep.Header.DirectoryTableBase || back.Verdict != rep.Verdict {
 		t.Errorf("round trip: %+v vs %+v", back.Header, rep.Header)
+	}
+}
+
+// TestBugCheckVariants: the flagged "_M" codes match their base code, not the other way
+// round, and reports show both.
+func TestBugCheckVariants(t *testing.T) {
+	for _, tt := range []struct {
+		want, got uint32
+		match     bool
+	}{
+		{0x7E, 0x7E, true}, {0x7E, 0x1000007E, true}, {0x1000007E, 0x1000007E, true}, {0x1000007E, 0x7E, false},
+		{0x8E, 0x1000008E, true}, {0xEA, 0x100000EA, true}, {0x7F, 0x1000007F, true},
+		{0xA, 0x1000000A, true},   // IRQL_NOT_LESS_OR_EQUAL_M is not in Microsoft's list but is the same bug check
+		{0x7E, 0x1000008E, false}, // another base
+		{0x7E, 0x3000007E, false}, // other high bits are not the variant flag
+		{0, 0x10000000, false},    // no base
+		{0xCEADDEAD, 0xDEADDEAD, false},
+		{0x12345, 0x10012345, false}, // base not a bug check
+	} {
+		if got := BugCheckMatches(tt.want, tt.got); got != tt.match {
+			t.Errorf("BugCheckMatches(0x%X, 0x%X) = %v, want %v", tt.want, tt.got, got, tt.match)
+		}
+	}
+	for code, want := range map[uint32]string{
+		0x1000007E: "0x1000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M; base 0x0000007E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED)",
+		0x1000000A: "0x1000000A (IRQL_NOT_LESS_OR_EQUAL_M; base 0x0000000A IRQL_NOT_LESS_OR_EQUAL)",
+		0x7E:       "0x0000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED)",
+		0xDEADDEAD: "0xDEADDEAD (MANUALLY_INITIATED_CRASH1)",
+		0x10012345: "0x10012345",
+	} {
+		if got := FormatBugCheck(code); got != want {
+			t.Errorf("FormatBugCheck(0x%X) = %q, want %q", code, got, want)
+		}
+	}
+	for in, want := range map[string]uint32{"SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M": 0x1000007E,
+		"kernel_mode_exception_not_handled_m": 0x1000008E, "IRQL_NOT_LESS_OR_EQUAL_M": 0x1000000A,
+		"SYSTEM_THREAD_EXCEPTION_NOT_HANDLED": 0x7E} {
+		if got, err := ParseBugCheck(in); err != nil || got != want {
+			t.Errorf("ParseBugCheck(%q) = 0x%X, %v; want 0x%X", in, got, err, want)
+		}
+	}
+	if _, err := ParseBugCheck("MANUALLY_INITIATED_CRASH1_M"); err == nil {
+		t.Error("ParseBugCheck accepted the _M variant of a code with high bits set")
+	}
+
+	// The hand-built triage dump holds 0x1000007E, as the public x64 sample does.
+	f := open(t, triageDump())
+	r := check(t, f, CheckOptions{ExpectBugCheck: ptr(uint32(0x7E))})
+	if !r.OK() || r.Expectation == nil || !r.Expectation.Match || !r.Expectation.Variant || hasFinding(r, "bugcheck-mismatch", Warning) {
+		t.Errorf("expect 0x7E on 0x1000007E: ok %v expectation %+v findings %+v", r.OK(), r.Expectation, r.Findings)
+	}
+	if r.BugCheck.BaseCode == nil || *r.BugCheck.BaseCode != 0x7E || r.BugCheck.BaseName != "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED" || r.BugCheck.BaseCodeHex != "0x0000007E" {
+		t.Errorf("bug check %+v", r.BugCheck)
+	}
+	var text strings.Builder
+	if err := r.WriteText(&text, "triage.dmp"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Bug check:            0x1000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M; base 0x0000007E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED)",
+		"Expected bug check:   0x0000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED): matches (through its _M variant)"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, text.String())
+		}
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"base_code":126`, `"base_code_hex":"0x0000007E"`, `"variant":true`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("JSON lacks %s: %s", want, js)
+		}
+	}
+	if r := check(t, f, CheckOptions{ExpectBugCheck: ptr(uint32(0x1000007E))}); !r.OK() || r.Expectation.Variant {
+		t.Errorf("expect 0x1000007E on itself: %+v", r.Expectation)
+	}
+	if r := check(t, f, CheckOptions{ExpectBugCheck: ptr(uint32(0x8E))}); r.OK() || !hasFinding(r, "bugcheck-mismatch", Warning) {
+		t.Errorf("expect 0x8E on 0x1000007E: %+v", r.Expectation)
+	}
+	// Expecting the _M code on a dump holding the base code fails.
+	b := triageDump()
+	put32(b, 0x38, 0x7E)
+	if r := check(t, open(t, b), CheckOptions{ExpectBugCheck: ptr(uint32(0x1000007E))}); r.OK() || r.BugCheck.BaseCode != nil {
+		t.Errorf("expect 0x1000007E on 0x7E: %+v %+v", r.Expectation, r.BugCheck)
 	}
 }

@@ -20,7 +20,14 @@
 // disagree about it.
 //
 // Write builds dumps of every supported shape from a Spec, streaming the pages from a
-// PageSource, for tests and for stand-in guests.
+// PageSource, for tests and for stand-in guests. Bitmap dumps get a bitmap of whole bytes
+// and their first page on a page boundary, so that other readers (kdmp-parser, volatility3)
+// read every page; scripts/test.d/30-dump.sh checks that
+// kdmp-parser reads the same header, runs and pages as this package.
+//
+// Bug checks flagged with VariantFlag (0x1000007E, the "_M" names) are the same bug checks
+// as their base code: BaseBugCheck finds it, BugCheckMatches and CheckOptions.ExpectBugCheck
+// accept a variant where its base is expected, and FormatBugCheck shows both.
 //
 // A typical use:
 //

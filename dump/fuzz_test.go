@@ -18,6 +18,12 @@ func fuzzSeeds(t testing.TB) [][]byte {
 			spec.Runs = small
 			spec.TriageSize = 0x3000
 			seeds = append(seeds, writeDump(t, spec, PatternPages(1)))
+			if typ == TypeBitmapFull || typ == TypeBitmapKernel {
+				// The older packed layout: first page right after a bitmap of Pages%8 != 0.
+				spec.PackedFirstPage = true
+				spec.BitmapPages = 0x203
+				seeds = append(seeds, writeDump(t, spec, PatternPages(1)))
+			}
 		}
 	}
 	seeds = append(seeds, triageDump(), bitmapDump(5, "FDMP", 0x3000), bitmapDump(6, "SDMP", 0x2078))

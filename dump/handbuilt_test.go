@@ -301,8 +301,8 @@ func TestHandBuiltBitmap(t *testing.T) {
 		firstPage int
 		want      DumpType
 	}{
-		{"bitmap full FDMP, aligned first page", 5, "FDMP", 0x3000, TypeBitmapFull},
-		{"bitmap kernel SDMP, unaligned first page", 6, "SDMP", 0x2038 + 0x40, TypeBitmapKernel},
+		{"bitmap full FDMP, the writer's layout: whole-byte bitmap, page-aligned first page", 5, "FDMP", 0x3000, TypeBitmapFull},
+		{"bitmap kernel SDMP, packed first page as in a public Windows sample", 6, "SDMP", 0x2038 + 0x40, TypeBitmapKernel},
 		{"summary SDMP", 2, "SDMP", 0x2078, TypeSummary},
 	}
 	for _, tt := range tests {

@@ -135,6 +135,9 @@ func (r *Report) WriteText(w io.Writer, name string) error {
 		if !e.Match {
 			res = "DIFFERS"
 		}
+		if e.Variant {
+			res += " (through its _M variant)"
+		}
 		p("Expected bug check", "%s: %s", FormatBugCheck(e.Expected), res)
 	}
 	b.WriteString("\nFindings:\n")

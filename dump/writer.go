@@ -70,16 +70,111 @@ type Spec struct {
 	// order (at most 42 runs for 64-bit, 86 for 32-bit); bitmap dumps set their bits and
 	// need them sorted and not overlapping.
 	Runs []Run
-	// BitmapPages is the bitmap length in pages; zero means the highest page + 1.
+	// BitmapPages is the bitmap length in pages; zero means the highest stored page + 1.
+	// Bitmap dumps are laid out so that other readers agree on them: the bitmap length is
+	// rounded up to a whole byte (a multiple of 8 pages, as in a public Windows sample, so
+	// that readers that size the bitmap as Pages/8, such as kdmp-parser and volatility3, see
+	// every page) and the first page starts at the next page boundary after the bitmap, the
+	// gap zero-filled.
 	BitmapPages uint64
-	// AlignFirstPage rounds the first page of a bitmap dump up to a page boundary (Windows
-	// does not always).
-	AlignFirstPage bool
+	// PackedFirstPage writes the older, packed bitmap layout instead: the first page right
+	// after the bitmap (not page-aligned, as in a public Windows sample) and the bitmap
+	// length exactly BitmapPages. Readers must take FirstPage from the header either way.
+	PackedFirstPage bool
 
 	// TriageSize is SizeOfDump of a triage dump; zero means 0x10000.
 	TriageSize uint32
 	// SecondaryData is the number of bytes of DumpBlob secondary data after a triage dump.
 	SecondaryData int
+}
+
+// specLayout is where Write puts things.
+type specLayout struct {
+	hs     uint64 // header size
+	stored uint64 // pages stored
+	npages uint64 // bitmap length in pages (bitmap dumps)
+	nbytes uint64 // bitmap length in bytes
+	first  uint64 // file offset of the first page
+	size   uint64 // length of the dump
+}
+
+// layout validates the spec's runs and computes the layout Write will produce.
+func (spec Spec) layout() (specLayout, error) {
+	l := specLayout{hs: HeaderSize32}
+	if spec.Is64 {
+		l.hs = HeaderSize64
+	}
+	for _, r := range spec.Runs {
+		if r.BasePage+r.PageCount < r.BasePage || r.BasePage+r.PageCount > 1<<40 {
+			return l, fmt.Errorf("dump write: run at page 0x%X with %d pages is beyond 2^40 pages", r.BasePage, r.PageCount)
+		}
+		l.stored += r.PageCount
+	}
+	switch spec.Type {
+	case TypeFull:
+		l.first = l.hs
+	case TypeSummary, TypeBitmapFull, TypeBitmapKernel:
+		if !sort.SliceIsSorted(spec.Runs, func(i, j int) bool { return spec.Runs[i].BasePage < spec.Runs[j].BasePage }) {
+			return l, fmt.Errorf("dump write: bitmap runs must be sorted by base page")
+		}
+		var highest uint64
+		for i, r := range spec.Runs {
+			if i > 0 && spec.Runs[i-1].BasePage+spec.Runs[i-1].PageCount > r.BasePage {
+				return l, fmt.Errorf("dump write: bitmap runs at pages 0x%X and 0x%X overlap", spec.Runs[i-1].BasePage, r.BasePage)
+			}
+			if r.PageCount > 0 {
+				highest = r.BasePage + r.PageCount
+			}
+		}
+		l.npages = spec.BitmapPages
+		if l.npages == 0 {
+			l.npages = highest
+		}
+		if l.npages < highest {
+			return l, fmt.Errorf("dump write: BitmapPages %d is below the highest page %d", l.npages, highest)
+		}
+		if l.npages > 1<<40 {
+			return l, fmt.Errorf("dump write: BitmapPages %d is beyond 2^40 pages", l.npages)
+		}
+		if !spec.PackedFirstPage {
+			l.npages = (l.npages + 7) &^ 7
+		}
+		l.nbytes = (l.npages + 7) / 8
+		l.first = l.hs + bitmapOffset + l.nbytes
+		if !spec.PackedFirstPage {
+			l.first = (l.first + PageSize - 1) &^ (PageSize - 1)
+		}
+	case TypeHeader:
+		l.first, l.stored = l.hs, 0
+	case TypeTriage:
+		l.stored = 0
+		size := uint64(spec.TriageSize)
+		if size == 0 {
+			size = 0x10000
+		}
+		if size < l.hs+0x1000 {
+			return l, fmt.Errorf("dump write: triage size 0x%X is below the minimum 0x%X", size, l.hs+0x1000)
+		}
+		l.size = size + uint64(max(spec.SecondaryData, 0))
+		return l, nil
+	default:
+		return l, fmt.Errorf("dump write: cannot write dump type %s", spec.Type)
+	}
+	l.size = l.first + l.stored*PageSize
+	return l, nil
+}
+
+// Size returns the number of bytes Write writes for spec, or the error Write returns for
+// the spec (not those of the writer or the page source).
+func (spec Spec) Size() (int64, error) {
+	l, err := spec.layout()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := buildHeader(spec); err != nil {
+		return 0, err
+	}
+	return int64(l.size), nil
 }
 
 // Write writes the dump described by spec to w, taking page contents from pages (nil means
@@ -89,17 +184,11 @@ func Write(w io.Writer, spec Spec, pages PageSource) error {
 		pages = PatternPages(1)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	hs := uint64(HeaderSize32)
-	if spec.Is64 {
-		hs = HeaderSize64
+	l, err := spec.layout()
+	if err != nil {
+		return err
 	}
-	var stored uint64
-	for _, r := range spec.Runs {
-		if r.BasePage+r.PageCount < r.BasePage || r.BasePage+r.PageCount > 1<<40 {
-			return fmt.Errorf("dump write: run at page 0x%X with %d pages is beyond 2^40 pages", r.BasePage, r.PageCount)
-		}
-		stored += r.PageCount
-	}
+	hs, stored := l.hs, l.stored
 	hdr, err := buildHeader(spec)
 	if err != nil {
 		return err
@@ -116,30 +205,7 @@ func Write(w io.Writer, spec Spec, pages PageSource) error {
 			return err
 		}
 	case TypeSummary, TypeBitmapFull, TypeBitmapKernel:
-		if !sort.SliceIsSorted(spec.Runs, func(i, j int) bool { return spec.Runs[i].BasePage < spec.Runs[j].BasePage }) {
-			return fmt.Errorf("dump write: bitmap runs must be sorted by base page")
-		}
-		var highest uint64
-		for i, r := range spec.Runs {
-			if i > 0 && spec.Runs[i-1].BasePage+spec.Runs[i-1].PageCount > r.BasePage {
-				return fmt.Errorf("dump write: bitmap runs at pages 0x%X and 0x%X overlap", spec.Runs[i-1].BasePage, r.BasePage)
-			}
-			if r.PageCount > 0 {
-				highest = r.BasePage + r.PageCount
-			}
-		}
-		npages := spec.BitmapPages
-		if npages == 0 {
-			npages = highest
-		}
-		if npages < highest {
-			return fmt.Errorf("dump write: BitmapPages %d is below the highest page %d", npages, highest)
-		}
-		nbytes := (npages + 7) / 8
-		first := hs + bitmapOffset + nbytes
-		if spec.AlignFirstPage {
-			first = (first + PageSize - 1) &^ (PageSize - 1)
-		}
+		npages, nbytes, first := l.npages, l.nbytes, l.first
 		putReq(first + stored*PageSize)
 		if _, err := bw.Write(hdr); err != nil {
 			return fmt.Errorf("dump write: %w", err)
@@ -171,9 +237,6 @@ func Write(w io.Writer, spec Spec, pages PageSource) error {
 		size := spec.TriageSize
 		if size == 0 {
 			size = 0x10000
-		}
-		if uint64(size) < hs+0x1000 {
-			return fmt.Errorf("dump write: triage size 0x%X is below the minimum 0x%X", size, hs+0x1000)
 		}
 		putReq(uint64(size) + uint64(spec.SecondaryData) + 0x36000)
 		bw.Write(hdr)

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -42,6 +43,9 @@ func TestWriteRoundTrip(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				spec := baseSpec(typ, is64)
 				b := writeDump(t, spec, PatternPages(42))
+				if n, err := spec.Size(); err != nil || n != int64(len(b)) {
+					t.Errorf("Size() = %d, %v; Write wrote %d bytes", n, err, len(b))
+				}
 				if !bytes.HasPrefix(b, []byte(map[bool]string{true: "PAGEDU64", false: "PAGEDUMP"}[is64])) {
 					t.Fatalf("signature %q", b[:8])
 				}
@@ -118,6 +122,9 @@ func TestWriteSpecErrors(t *testing.T) {
 		if err := Write(&bytes.Buffer{}, tt.spec, nil); err == nil {
 			t.Errorf("%s: Write succeeded", tt.name)
 		}
+		if n, err := tt.spec.Size(); err == nil {
+			t.Errorf("%s: Size = %d, nil", tt.name, n)
+		}
 	}
 	boom := errors.New("boom")
 	err := Write(&bytes.Buffer{}, Spec{Type: TypeFull, Is64: true, Runs: testRuns}, func(uint64, []byte) error { return boom })
@@ -184,5 +191,70 @@ func TestWriteBitmapLarge(t *testing.T) {
 			}
 		}
 		idx += run.PageCount
+	}
+}
+
+// TestWriteBitmapLayout checks the bytes Write puts into a bitmap dump at explicit offsets
+// (dump-format.md §9): the Windows layout (bitmap length rounded up to whole bytes, first
+// page on the next page boundary, the gap zero-filled) and the older packed layout, which
+// the reader still maps by the header's FirstPage.
+func TestWriteBitmapLayout(t *testing.T) {
+	runs := []Run{{1, 3}, {0x10, 2}, {0x100, 1}} // PFNs 1-3, 0x10-0x11, 0x100: highest + 1 = 0x101
+	pfns := []uint64{1, 2, 3, 0x10, 0x11, 0x100}
+	tests := []struct {
+		name          string
+		packed        bool
+		pages         uint64 // Pages at 0x2030
+		bitmapEnd     int    // 0x2038 + ceil(Pages/8)
+		first         int    // FirstPage at 0x2020
+		size          int
+		kdmpSeesPages int // pages a reader that sizes the bitmap as Pages/8 finds
+	}{
+		{"windows", false, 0x108, 0x2038 + 0x21, 0x3000, 0x3000 + 6*PageSize, 6},
+		{"packed", true, 0x101, 0x2038 + 0x21, 0x2059, 0x2059 + 6*PageSize, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := Spec{Type: TypeBitmapFull, Is64: true, BugCheck: 0xE2, SystemTime: when, Runs: runs, PackedFirstPage: tt.packed}
+			b := writeDump(t, spec, PatternPages(3))
+			if n, err := spec.Size(); err != nil || n != int64(len(b)) {
+				t.Errorf("Size() = %d, %v; Write wrote %d", n, err, len(b))
+			}
+			le := binary.LittleEndian
+			if len(b) != tt.size || string(b[0x2000:0x2008]) != "FDMPDUMP" || le.Uint64(b[0x2020:]) != uint64(tt.first) ||
+				le.Uint64(b[0x2028:]) != 6 || le.Uint64(b[0x2030:]) != tt.pages || le.Uint64(b[0xFA0:]) != uint64(tt.size) {
+				t.Fatalf("size 0x%X, bitmap header % X, RequiredDumpSpace 0x%X", len(b), b[0x2000:0x2038], le.Uint64(b[0xFA0:]))
+			}
+			if b[0x2038] != 0b1110 || b[0x2039] != 0 || b[0x203A] != 0b11 || b[0x2038+0x20] != 1 {
+				t.Errorf("bitmap % X", b[0x2038:tt.bitmapEnd])
+			}
+			if !bytes.Equal(b[tt.bitmapEnd:tt.first], make([]byte, tt.first-tt.bitmapEnd)) {
+				t.Errorf("gap between the bitmap and the first page is not zero")
+			}
+			want := make([]byte, PageSize)
+			for i, pfn := range pfns {
+				FillPattern(want, pfn, 3)
+				if off := tt.first + i*PageSize; !bytes.Equal(b[off:off+PageSize], want) {
+					t.Errorf("page of PFN 0x%X is not at 0x%X", pfn, off)
+				}
+			}
+			// What a reader that takes the bitmap as Pages/8 bytes sees (kdmp-parser, §9).
+			seen := popcountBits(b[0x2038:], tt.pages/8*8)
+			if seen != uint64(tt.kdmpSeesPages) {
+				t.Errorf("Pages/8 bytes of bitmap hold %d pages, want %d", seen, tt.kdmpSeesPages)
+			}
+			f := open(t, b)
+			for i, pfn := range pfns {
+				wantPhys(t, f, b, pfn*PageSize, tt.first+i*PageSize)
+			}
+			wantAbsent(t, f, 0x101000)
+			r := check(t, f, CheckOptions{Deep: true})
+			if r.Verdict != Valid || r.Deep.PagesRead != 6 {
+				t.Errorf("check: %v %+v", r.Verdict, r.Findings)
+			}
+			if tail := hasFinding(r, "bitmap-tail", Info); tail != (tt.kdmpSeesPages != 6) {
+				t.Errorf("bitmap-tail finding: %v, findings %+v", tail, r.Findings)
+			}
+		})
 	}
 }

@@ -41,8 +41,9 @@ type Config struct {
 	Chord bool
 	// Force sends keys to a guest that is not running and skips the preflight's stop.
 	Force bool
-	// ExpectBugCheck, when set, makes any other bug check a failure. Zero means: the trigger's
-	// own code (0xE2 for keys, 0x80 for an NMI) when the trigger has one.
+	// ExpectBugCheck, when set, makes any other bug check a failure (a base code also
+	// accepts its "_M" variant: see dump.BugCheckMatches). Zero means: the trigger's own code
+	// (0xE2 for keys, 0x80 for an NMI) when the trigger has one.
 	ExpectBugCheck *uint32
 	// StopAfterCrash makes the guest's reboot after the dump pause the VM instead, and pulls
 	// the dump from pagefile.sys of the stopped guest.
@@ -753,7 +754,7 @@ func (j *job) check(ctx context.Context, s *Step, res *pull.Result) error {
 	}
 	s.Detail = fmt.Sprintf("%s, bug check %s", rep.Verdict, dump.FormatBugCheck(code))
 	switch {
-	case j.cfg.ExpectBugCheck != nil && rep.Header.BugCheckCode.Value != *j.cfg.ExpectBugCheck:
+	case j.cfg.ExpectBugCheck != nil && !dump.BugCheckMatches(*j.cfg.ExpectBugCheck, rep.Header.BugCheckCode.Value):
 		s.Status = StepFailed
 		j.conclude(OutcomeWrongBugCheck, fmt.Sprintf("the dump holds bug check %s, not the expected %s", dump.FormatBugCheck(code), dump.FormatBugCheck(*j.cfg.ExpectBugCheck)))
 	case !rep.OK():

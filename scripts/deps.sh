@@ -9,6 +9,7 @@ pkgs=(
   ntfs-3g           # mkntfs, ntfscp, ntfscat: NTFS fixtures and the stand-in guest's writer
   fdisk             # sfdisk: GPT/MBR fixtures
   ntfs-3g-dev gcc libc6-dev # disk/testdata/ntfshelper.c: mkdir and compressed folders in NTFS fixtures (no FUSE)
+  g++               # scripts/test.d/30-dump.sh: builds a reader on kdmp-parser (../shared/oracles) to cross-check dumps
   libwin-hivex-perl # hivexregedit: .reg round trips into real hives
   libhivex-bin      # hivexget: independent hive reader
   cpio              # initramfs for the e2e guest

@@ -29,7 +29,9 @@ findings graded info, warning or error, and a verdict: valid, valid with warning
 
 --deep also reads every page of full and bitmap dumps and reports unreadable and all-zero
 pages. --expect-bugcheck takes a hex code (0xE2, E2, 80), a decimal code with WinDbg's 0n prefix (0n226) or a name
-(MANUALLY_INITIATED_CRASH, NMI_HARDWARE_FAILURE), and fails when the dump holds another.
+(MANUALLY_INITIATED_CRASH, NMI_HARDWARE_FAILURE), and fails when the dump holds another. A
+base code also accepts its flagged _M variant (0x7E accepts 0x1000007E
+SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M); an _M code (0x1000007E, or NAME_M) accepts only itself.
 
 Exit codes: 0 valid (also with warnings); 1 corrupt, not a kernel dump, or a bug check
 other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name);

@@ -43,6 +43,9 @@ func TestCheckCommand(t *testing.T) {
 	write("full.dmp", checkSpec(dump.TypeFull), 0)
 	write("cut.dmp", checkSpec(dump.TypeBitmapFull), 0x40000)
 	write("mini.dmp", checkSpec(dump.TypeTriage), 0)
+	variant := checkSpec(dump.TypeBitmapKernel)
+	variant.BugCheck, variant.Params = 0x1000007E, [4]uint64{0xFFFFFFFFC0000005, 0xFFFFF8057E3A1234, 0xFFFFB00C1A2B3C40, 0xFFFFB00C1A2B3480}
+	write("variant.dmp", variant, 0)
 	if err := os.WriteFile(filepath.Join(dir, "user.dmp"), append([]byte("MDMP\x93\xa7"), make([]byte, 200)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +63,10 @@ func TestCheckCommand(t *testing.T) {
 		{"expect-other", []string{"check", "--expect-bugcheck", "NMI_HARDWARE_FAILURE", "MEMORY.DMP"}, ExitNo,
 			"crashkey: check: MEMORY.DMP: bug check is 0x000000E2 (MANUALLY_INITIATED_CRASH), expected 0x00000080 (NMI_HARDWARE_FAILURE)\n", false},
 		{"expect-other-json", []string{"check", "--json", "--expect-bugcheck", "0x80", "MEMORY.DMP"}, ExitNo, "expected 0x00000080", false},
+		{"expect-base-of-variant", []string{"check", "--expect-bugcheck", "0x7E", "variant.dmp"}, ExitOK, "", false},
+		{"expect-base-name-json", []string{"check", "--json", "--expect-bugcheck", "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED", "variant.dmp"}, ExitOK, "", false},
+		{"expect-variant-on-base", []string{"check", "--expect-bugcheck", "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M", "MEMORY.DMP"}, ExitNo,
+			"expected 0x1000007E (SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M; base 0x0000007E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED)", true},
 		{"truncated", []string{"check", "--deep", "cut.dmp"}, ExitNo, "crashkey: check: cut.dmp is not a valid kernel dump: the file is 262144 bytes but its pages end at", false},
 		{"triage", []string{"check", "mini.dmp"}, ExitOK, "", false},
 		{"user-minidump", []string{"check", "user.dmp"}, ExitNo, "user-mode minidump (MDMP), not a Windows kernel crash dump", false},

@@ -177,11 +177,9 @@ func PlanDump(m *Machine, code uint32, params [4]uint64, now time.Time, opts Dum
 	for _, r := range all {
 		highest = max(highest, r.BasePage+r.PageCount)
 	}
-	var size uint64
 	switch typ {
 	case dump.TypeFull:
 		spec.Runs = scaleRuns(all, 1, scale)
-		size = dump.HeaderSize64 + stored(spec.Runs)*dump.PageSize
 	case dump.TypeBitmapFull, dump.TypeBitmapKernel:
 		// The bitmap covers all of memory; an active dump keeps about half of the (scaled)
 		// pages, a kernel dump about a third.
@@ -191,16 +189,18 @@ func PlanDump(m *Machine, code uint32, params [4]uint64, now time.Time, opts Dum
 		}
 		spec.Runs = scaleRuns(all, 1, scale*part)
 		spec.BitmapPages = highest
-		size = dump.HeaderSize64 + 0x38 + (highest+7)/8 + stored(spec.Runs)*dump.PageSize
 	case dump.TypeTriage:
 		spec.TriageSize = triageSize
-		size = triageSize
 	}
-	if size > uint64(target.Size) {
+	size, err := spec.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size > target.Size {
 		return nil, fmt.Errorf("%w: a %s dump of this machine takes %d bytes but %s holds %d; Windows writes no dump (make the paging file larger: scripts/guest/standin-disk.sh --pagefile-mib)",
 			ErrDumpTooLarge, setting, size, target.Path, target.Size)
 	}
-	return &DumpPlan{Spec: spec, Setting: setting, Size: int64(size), Target: target, Seed: seed, Memory: mem}, nil
+	return &DumpPlan{Spec: spec, Setting: setting, Size: size, Target: target, Seed: seed, Memory: mem}, nil
 }
 
 func stored(runs []dump.Run) uint64 {
