@@ -50,7 +50,7 @@ const maxStackHits = 32
 type Result struct {
 	// Source is where the module list comes from (SourceTriage, SourceLoaded), or "" when
 	// there is none.
-	Source string `json:"source"`
+	Source string `json:"module_source"`
 	// Paging is the translation scheme used for a full/kernel/bitmap dump.
 	Paging   string           `json:"paging,omitempty"`
 	Modules  []Module         `json:"modules"`
@@ -64,10 +64,10 @@ type Result struct {
 	// that hold code addresses, the exception address and the instruction pointer.
 	Attributions []Attribution `json:"attributions"`
 	// Stack lists the words of a triage dump's saved stack that point into modules.
-	Stack   []Attribution `json:"stack,omitempty"`
+	Stack   []Attribution `json:"stack_addresses,omitempty"`
 	Culprit *Culprit      `json:"culprit"`
 	// Problems says what could not be read (missing pages, cycles, bounds reached).
-	Problems []string `json:"problems,omitempty"`
+	Problems []string `json:"analysis_problems,omitempty"`
 	// PageReads counts the physical reads of the module walk and identity reads.
 	PageReads int `json:"page_reads"`
 }
@@ -140,7 +140,7 @@ func Analyze(ctx context.Context, r io.ReaderAt, f *dump.File, opts Options) (*R
 				continue // the triage dump rarely saves PE headers; keep the entry's fields
 			}
 			if err != nil {
-				err = errors.New("identity: " + reason(err))
+				err = errors.New("identity: " + explain(err))
 			}
 			res.Modules[i].applyIdentity(id, err)
 		}
@@ -209,7 +209,7 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 	mods, problems, err := walkLoadedModules(s, h.PsLoadedModuleList.Value, l)
 	res.Problems = append(res.Problems, problems...)
 	if err != nil {
-		res.Problems = append(res.Problems, "module list: "+reason(err)+": "+err.Error())
+		res.Problems = append(res.Problems, "module list: "+explain(err))
 	}
 	res.Source = SourceLoaded
 	if mods != nil {

@@ -228,7 +228,7 @@ func TestBrokenLists(t *testing.T) {
 		s := x64Scene(4, 0xFFFFF80000000000)
 		s.v.put64(s.entries[0], 0xFFFFF80599990000)
 		res := analyzeBytes(t, buildFull(fullSpec{is64: true, machine: dump.MachineAMD64, dtb: s.pt.root, psl: s.head, bugcheck: 0xE2}, s.mem), Options{})
-		if len(res.Modules) != 1 || !strings.Contains(res.Problems[0], "(not mapped)") {
+		if len(res.Modules) != 1 || !strings.Contains(res.Problems[0], "(not mapped: its PDPTE 0x0") {
 			t.Fatalf("modules %d, problems %q", len(res.Modules), res.Problems)
 		}
 	})
@@ -300,7 +300,7 @@ func TestTranslateLargePagesDirect(t *testing.T) {
 	}
 	sp := NewSpace(f.PhysicalReader(), PagingX64, s.pt.root|0xFFF, 0)
 	for _, c := range []struct{ va, pa uint64 }{
-		{s.ntos + 0x1ABCDE, 0x400000 + 0x1ABCDE},     // inside the 2 MiB page
+		{s.ntos + 0x1ABCDE, 0x400000 + 0x1ABCDE},      // inside the 2 MiB page
 		{s.hal + 0x3FFFFFFF, 0x40000000 + 0x3FFFFFFF}, // last byte of the 1 GiB page
 		{s.drv + 0x7FFF, 0x307FFF},
 	} {

@@ -104,13 +104,17 @@ type Culprit struct {
 	Microsoft bool `json:"microsoft"`
 }
 
+// maxModuleSize bounds the size of a module that addresses are attributed to.
+const maxModuleSize = 1 << 30
+
 // moduleIndex finds the module holding an address.
 type moduleIndex []Module
 
 func newModuleIndex(mods []Module) moduleIndex {
 	idx := make(moduleIndex, 0, len(mods))
 	for _, m := range mods {
-		if m.Size > 0 && m.End() > uint64(m.Base) {
+		// A module is page-aligned and smaller than 1 GiB; garbage entries are not indexed.
+		if m.Size > 0 && m.Size <= maxModuleSize && m.Base&0xFFF == 0 && m.End() > uint64(m.Base) {
 			idx = append(idx, m)
 		}
 	}

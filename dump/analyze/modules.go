@@ -132,7 +132,10 @@ func baseName(path string) string {
 func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, problems []string, err error) {
 	link := make([]byte, l.ptr)
 	if _, err := s.ReadVirtual(link, head); err != nil {
-		return nil, nil, fmt.Errorf("read PsLoadedModuleList head at 0x%X: %w", head, err)
+		if errors.Is(err, ErrBudget) {
+			return nil, nil, err
+		}
+		return nil, []string{fmt.Sprintf("the PsLoadedModuleList head at 0x%X cannot be read (%s), so no module list", head, explain(err))}, nil
 	}
 	cur := l.pointer(link, 0)
 	seen := map[uint64]bool{head: true}
@@ -151,7 +154,7 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 			if errors.Is(err, ErrBudget) {
 				return mods, problems, err
 			}
-			problems = append(problems, fmt.Sprintf("module entry %d at 0x%X cannot be read (%s); walk stopped", len(mods)+1, cur, reason(err)))
+			problems = append(problems, fmt.Sprintf("module entry %d at 0x%X cannot be read (%s); walk stopped", len(mods)+1, cur, explain(err)))
 			break
 		}
 		m := Module{
@@ -183,10 +186,22 @@ func readName(s *Space, l ldrLayout, entry []byte, off int, problems *[]string, 
 	}
 	b := make([]byte, n)
 	if _, err := s.ReadVirtual(b, buf); err != nil {
-		*problems = append(*problems, fmt.Sprintf("module entry %d: name at 0x%X cannot be read (%s)", idx, buf, reason(err)))
+		*problems = append(*problems, fmt.Sprintf("module entry %d: name at 0x%X cannot be read (%s)", idx, buf, explain(err)))
 		return ""
 	}
 	return utf16String(b)
+}
+
+// explain says why a read failed, in a few words and with the page-table detail.
+func explain(err error) string {
+	var te *TranslateError
+	if errors.As(err, &te) {
+		return te.short()
+	}
+	if errors.Is(err, dump.ErrAbsentPage) {
+		return "its page is not in the dump"
+	}
+	return strings.ReplaceAll(err.Error(), "analyze: ", "")
 }
 
 // reason shortens a translation error for a problem line.

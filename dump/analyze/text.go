@@ -18,12 +18,13 @@ func (r *Result) WriteText(w io.Writer) error {
 	case r.Source == "":
 		p("Modules", "none")
 	case r.Source == SourceTriage:
-		p("Modules", "%d from the %s, %d unloaded drivers", len(r.Modules), r.Source, len(r.Unloaded))
+		p("Modules", "%d from the %s, %s", len(r.Modules), r.Source, plural(len(r.Unloaded), "unloaded driver"))
 	default:
 		p("Modules", "%d from %s (%s paging, %d physical reads)", len(r.Modules), r.Source, r.Paging, r.PageReads)
 	}
 	for _, a := range r.Attributions {
 		label := strings.ToUpper(a.Source[:1]) + a.Source[1:]
+		label = strings.Replace(label, "Bug-check parameter", "Parameter", 1)
 		p(label, "%s", describeShort(a))
 	}
 	if len(r.Stack) > 0 {
@@ -52,14 +53,31 @@ func (r *Result) WriteText(w io.Writer) error {
 		if i == 0 {
 			label = "Not read:"
 		}
+		if i == maxTextProblems {
+			fmt.Fprintf(&b, "%-22s... %d more (--json lists them all)\n", label, len(r.Problems)-i)
+			break
+		}
 		fmt.Fprintf(&b, "%-22s%s\n", label, pr)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// maxTextProblems bounds the problems WriteText prints.
+const maxTextProblems = 6
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 func describeShort(a Attribution) string {
-	s := fmt.Sprintf("0x%X = %s", uint64(a.Address), a.Location())
+	s := a.Location()
+	if a.Module != "" {
+		s = fmt.Sprintf("0x%X = %s", uint64(a.Address), s)
+	}
 	if a.What != "" {
 		s += " (" + a.What + ")"
 	}

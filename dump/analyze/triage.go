@@ -166,6 +166,12 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 		case !inFile(uint64(t.DriverListOffset), count*uint64(l.stride)):
 			res.problems = append(res.problems, fmt.Sprintf("driver list (%d entries at 0x%X) reaches beyond the %d-byte file", count, t.DriverListOffset, size))
 		default:
+			badNames := 0
+			defer func() {
+				if badNames > 3 {
+					res.problems = append(res.problems, fmt.Sprintf("%d more driver names cannot be read", badNames-3))
+				}
+			}()
 			list := make([]byte, count*uint64(l.stride))
 			if err := readAt(r, list, int64(t.DriverListOffset)); err != nil {
 				return nil, err
@@ -182,7 +188,10 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 				}
 				name, err := dumpString(r, uint64(binary.LittleEndian.Uint32(e)), size, hs)
 				if err != nil {
-					res.problems = append(res.problems, fmt.Sprintf("driver %d: %v", i+1, err))
+					badNames++
+					if badNames <= 3 {
+						res.problems = append(res.problems, fmt.Sprintf("driver %d: %v", i+1, err))
+					}
 				}
 				m.Path, m.Name = name, baseName(name)
 				if m.Name == "" {
@@ -256,7 +265,27 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 				break
 			}
 		}
-		res.regions = append(res.regions, Region{Name: o.name, Offset: o.off, Size: uint32(min(next-uint64(o.off), 1<<32-1)), Decoded: o.decoded})
+		sz := next - uint64(o.off)
+		switch o.name { // structures whose size is known
+		case "CONTEXT":
+			sz = map[bool]uint64{true: 0x4D0, false: 0x2CC}[f.Is64()]
+			if h := f.Header(); h.MachineImageType.Set && h.MachineImageType.Value == dump.MachineARM64 {
+				sz = 0x390
+			}
+		case "exception record":
+			sz = map[bool]uint64{true: 0x98, false: 0x50}[f.Is64()]
+		case "call stack":
+			sz = uint64(t.SizeOfCallStack)
+		case "string pool":
+			sz = uint64(t.StringPoolSize)
+		case "driver list":
+			sz = uint64(t.DriverCount) * uint64(l.stride)
+		case "debugger data":
+			sz = uint64(t.DebuggerDataSize)
+		case "data blocks":
+			sz = uint64(t.DataBlocksCount) * 16
+		}
+		res.regions = append(res.regions, Region{Name: o.name, Offset: o.off, Size: uint32(min(sz, 1<<32-1)), Decoded: o.decoded})
 	}
 
 	// The saved stack: SizeOfCallStack bytes from TopOfStack (the stack pointer).

@@ -254,7 +254,7 @@ func TestTriage32(t *testing.T) {
 func TestTriageHostileCounts(t *testing.T) {
 	b := buildTriage(triageSpec{is64: true, machine: dump.MachineAMD64, bugcheck: 0xE2})
 	binary.LittleEndian.PutUint32(b[0x2000+0x34:], 0xFFFFFFFF) // DriverCount
-	binary.LittleEndian.PutUint64(b[0x2000+0xD0:], 1<<40)     // unloaded count
+	binary.LittleEndian.PutUint64(b[0x2000+0xD0:], 1<<40)      // unloaded count
 	res := analyzeBytes(t, b, Options{})
 	if len(res.Modules) != 0 || len(res.Unloaded) != maxUnloaded && len(res.Problems) < 2 {
 		t.Fatalf("modules %d unloaded %d problems %q", len(res.Modules), len(res.Unloaded), res.Problems)

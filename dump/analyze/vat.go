@@ -45,6 +45,29 @@ var (
 	ErrNoPaging = errors.New("virtual address translation not supported for this machine")
 )
 
+// TranslateError is a failed translation: the page-table entry that is not present, or the
+// page-table page the dump does not hold. It wraps ErrNotMapped or dump.ErrAbsentPage.
+type TranslateError struct {
+	VA    uint64 // the virtual address being translated
+	Level string // "PML4E", "PDPTE", "PDE", "PTE", "PML5E"
+	Entry uint64 // the entry's value (not-present case)
+	PA    uint64 // physical address of the entry
+	Err   error  // ErrNotMapped or an error wrapping dump.ErrAbsentPage
+}
+
+func (e *TranslateError) Error() string { return fmt.Sprintf("analyze: 0x%X: %s", e.VA, e.short()) }
+
+// short says what failed without the address.
+func (e *TranslateError) short() string {
+	if errors.Is(e.Err, ErrNotMapped) {
+		return fmt.Sprintf("not mapped: its %s 0x%X (at physical 0x%X) is not present", e.Level, e.Entry, e.PA)
+	}
+	return fmt.Sprintf("the page holding its %s (physical 0x%X) is not in the dump", e.Level, e.PA)
+}
+
+// Unwrap returns ErrNotMapped or the read error.
+func (e *TranslateError) Unwrap() error { return e.Err }
+
 // maxPhys masks a page-table entry's physical address (52 bits, page-aligned).
 const maxPhys = 0x000F_FFFF_FFFF_F000
 
@@ -200,12 +223,12 @@ func (s *Space) walk(va uint64) (uint64, error) {
 		e, err := s.entry(ea, wide)
 		if err != nil {
 			if errors.Is(err, dump.ErrAbsentPage) {
-				return 0, fmt.Errorf("analyze: translating 0x%X: the page holding its %s (physical 0x%X) is not in the dump: %w", va, l.name, ea, dump.ErrAbsentPage)
+				return 0, &TranslateError{VA: va, Level: l.name, PA: ea, Err: err}
 			}
 			return 0, fmt.Errorf("analyze: translating 0x%X: read %s: %w", va, l.name, err)
 		}
 		if e&1 == 0 {
-			return 0, fmt.Errorf("analyze: 0x%X: %s 0x%X is not present: %w", va, l.name, e, ErrNotMapped)
+			return 0, &TranslateError{VA: va, Level: l.name, Entry: e, PA: ea, Err: ErrNotMapped}
 		}
 		if s.paging == PagingPAE && i == 0 {
 			// PAE PDPTEs have no large-page bit; the rest is the page directory's address.

@@ -19,14 +19,15 @@ var allowed = map[string][]string{
 	"vm":           {"hid", "scancodes", "vm/internal/qmpconn"},
 	"vm/qmptest":   {},
 	"dump":         {},
+	"dump/analyze": {"dump"},
 	"disk":         {},
 	"pull":         {"disk", "dump"},
 	"registry":     {"disk", "hid", "scancodes"},
-	"run":          {"disk", "dump", "hid", "pull", "registry", "vm"},
+	"run":          {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "vm"},
 	"e2e/standin":  {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":  {},
 	"e2e/guest":    {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes"},
-	"cmd/crashkey": {"dump", "disk", "hid", "pull", "registry", "run", "scancodes", "vm"},
+	"cmd/crashkey": {"dump", "dump/analyze", "disk", "hid", "pull", "registry", "run", "scancodes", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {
