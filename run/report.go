@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/dump/analyze"
 	"github.com/crashkey/crashkey/pull"
 	"github.com/crashkey/crashkey/registry"
 	"github.com/crashkey/crashkey/vm"
@@ -95,6 +96,8 @@ type Report struct {
 	Panic     *vm.PanicReport  `json:"panic,omitempty"`
 	Dump      *pull.Result     `json:"dump,omitempty"`
 	Check     *dump.Report     `json:"check,omitempty"`
+	// Culprit is the probable cause named from the pulled dump (nil when none can be named).
+	Culprit *analyze.Culprit `json:"culprit,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -127,6 +130,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.BugCheck != nil {
 		fmt.Fprintf(&b, "bugcheck: %s\n", dump.FormatBugCheck(*r.BugCheck))
+	}
+	if c := r.Culprit; c != nil {
+		loc := c.Module
+		if c.Offset != nil {
+			loc = fmt.Sprintf("%s+0x%X", c.Module, uint64(*c.Offset))
+		}
+		fmt.Fprintf(&b, "culprit:  probably caused by %s (%s)\n", c.Module, loc)
 	}
 	fmt.Fprintf(&b, "outcome:  %s: %s (%.1fs)\n", r.Outcome, r.Summary, float64(r.DurationMS)/1000)
 	_, err := io.WriteString(w, b.String())

@@ -28,7 +28,7 @@ func culpritTriage() []byte {
 	}
 	clear(b[0x348 : 0x348+0x4D0])
 	le.PutUint64(b[0x348+0xF8:], 0xFFFFF80320001234) // Rip
-	le.PutUint32(b[0xF98:], 4)                        // triage
+	le.PutUint32(b[0xF98:], 4)                       // triage
 	le.PutUint64(b[0xFA0:], 0x40000)
 	t := b[0x2000:]
 	clear(t[:0x80])
