@@ -263,3 +263,22 @@ func TestTriageHostileCounts(t *testing.T) {
 		t.Errorf("problems %q", res.Problems)
 	}
 }
+
+// TestTriageStrideMatchesRealDumps checks the DUMP_DRIVER_ENTRY64 size against the triage
+// headers of the two public Windows triage dumps (rizinorg/rizin-testbins dmp/triage_x64.dmp
+// and dmp/triage_arm64.dmp, values recorded in dump-format.md §10.3; the files themselves
+// carry no licence and are not committed): the driver list fills exactly the space before
+// the string pool.
+func TestTriageStrideMatchesRealDumps(t *testing.T) {
+	for _, d := range []struct {
+		name                 string
+		list, count, strPool uint32
+	}{
+		{"triage_x64.dmp (build 19041)", 0x10828, 0x97, 0x15D18},
+		{"triage_arm64.dmp (build 22000)", 0xDE30, 0xF5, 0x16800},
+	} {
+		if got := (d.strPool - d.list) / d.count; got != uint32(triage64.stride) || (d.strPool-d.list)%d.count != 0 {
+			t.Errorf("%s: %d drivers fill 0x%X bytes: stride 0x%X, crashkey uses 0x%X", d.name, d.count, d.strPool-d.list, got, triage64.stride)
+		}
+	}
+}
