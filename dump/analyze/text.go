@@ -117,7 +117,7 @@ func (r *Result) WriteModules(w io.Writer) error {
 		for _, g := range r.Regions {
 			d := "decoded"
 			if !g.Decoded {
-				d = "located, not decoded (build-specific layout)"
+				d = "located, not decoded"
 			}
 			fmt.Fprintf(&b, "  %-18s at 0x%06X, %d bytes, %s\n", g.Name, g.Offset, g.Size, d)
 		}
