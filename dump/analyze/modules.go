@@ -80,20 +80,38 @@ func (h *Hex) UnmarshalText(b []byte) error {
 //
 // UNICODE_STRING: Length u16 @0, MaximumLength u16 @2, Buffer @8 (x64) or @4 (x86).
 type ldrLayout struct {
-	size, dllBase, entry, sizeOfImage, fullName, baseName, checkSum, timeStamp int
-	ptr                                                                        int
+	entryFields
+	size, fullName, baseName int
+}
+
+// entryFields are the offsets of a module entry's fields, in a KLDR_DATA_TABLE_ENTRY or a
+// triage dump's DUMP_DRIVER_ENTRY, and its pointer width.
+type entryFields struct {
+	dllBase, entry, sizeOfImage, checkSum, timeStamp int
+	ptr                                              int
 }
 
 var (
-	ldr64 = ldrLayout{size: 0x88, dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, fullName: 0x48, baseName: 0x58, checkSum: 0x78, timeStamp: 0x80, ptr: 8}
-	ldr32 = ldrLayout{size: 0x50, dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, fullName: 0x24, baseName: 0x2C, checkSum: 0x40, timeStamp: 0x48, ptr: 4}
+	ldr64 = ldrLayout{entryFields{dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, checkSum: 0x78, timeStamp: 0x80, ptr: 8}, 0x88, 0x48, 0x58}
+	ldr32 = ldrLayout{entryFields{dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, checkSum: 0x40, timeStamp: 0x48, ptr: 4}, 0x50, 0x24, 0x2C}
 )
 
-func (l ldrLayout) pointer(b []byte, off int) uint64 {
+func (l entryFields) pointer(b []byte, off int) uint64 {
 	if l.ptr == 8 {
 		return binary.LittleEndian.Uint64(b[off:])
 	}
 	return uint64(binary.LittleEndian.Uint32(b[off:]))
+}
+
+// module decodes the fields of the entry e.
+func (l entryFields) module(e []byte) Module {
+	return Module{
+		Base:          Hex(l.pointer(e, l.dllBase)),
+		EntryPoint:    Hex(l.pointer(e, l.entry)),
+		Size:          binary.LittleEndian.Uint32(e[l.sizeOfImage:]),
+		CheckSum:      binary.LittleEndian.Uint32(e[l.checkSum:]),
+		TimeDateStamp: binary.LittleEndian.Uint32(e[l.timeStamp:]),
+	}
 }
 
 // unicodeString decodes a UNICODE_STRING at off: its length in bytes and buffer address.
@@ -157,13 +175,7 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 			problems = append(problems, fmt.Sprintf("module entry %d at 0x%X cannot be read (%s); walk stopped", len(mods)+1, cur, explain(err)))
 			break
 		}
-		m := Module{
-			Base:          Hex(l.pointer(entry, l.dllBase)),
-			EntryPoint:    Hex(l.pointer(entry, l.entry)),
-			Size:          binary.LittleEndian.Uint32(entry[l.sizeOfImage:]),
-			CheckSum:      binary.LittleEndian.Uint32(entry[l.checkSum:]),
-			TimeDateStamp: binary.LittleEndian.Uint32(entry[l.timeStamp:]),
-		}
+		m := l.module(entry)
 		m.Path = readName(s, l, entry, l.fullName, &problems, len(mods)+1)
 		m.Name = readName(s, l, entry, l.baseName, &problems, len(mods)+1)
 		if m.Name == "" {

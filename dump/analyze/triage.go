@@ -28,16 +28,14 @@ import (
 // TopOfStack is at triage header +0x48 (u64 / u32); TRIAGE_DATA_BLOCK is {Address u64,
 // Offset u32, Size u32}.
 type triageLayout struct {
-	stride, dllBase, entry, sizeOfImage, checkSum, timeStamp int
-	ptr                                                      int
+	entryFields
+	stride                                                   int
 	unloadedCount, unloadedSize, unloadedName, unloadedStart int
 }
 
 var (
-	triage64 = triageLayout{stride: 0x90, dllBase: 0x38, entry: 0x40, sizeOfImage: 0x48, checkSum: 0x80, timeStamp: 0x88, ptr: 8,
-		unloadedCount: 8, unloadedSize: 56, unloadedName: 16, unloadedStart: 40}
-	triage32 = triageLayout{stride: 0x54, dllBase: 0x1C, entry: 0x20, sizeOfImage: 0x24, checkSum: 0x44, timeStamp: 0x4C, ptr: 4,
-		unloadedCount: 4, unloadedSize: 40, unloadedName: 8, unloadedStart: 32}
+	triage64 = triageLayout{entryFields{dllBase: 0x38, entry: 0x40, sizeOfImage: 0x48, checkSum: 0x80, timeStamp: 0x88, ptr: 8}, 0x90, 8, 56, 16, 40}
+	triage32 = triageLayout{entryFields{dllBase: 0x1C, entry: 0x20, sizeOfImage: 0x24, checkSum: 0x44, timeStamp: 0x4C, ptr: 4}, 0x54, 4, 40, 8, 32}
 )
 
 const (
@@ -46,13 +44,6 @@ const (
 	maxTriageRead    = 16 << 20 // bound on one read from a triage dump
 	triageTopOfStack = 0x48
 )
-
-func (l triageLayout) ptrAt(b []byte, off int) uint64 {
-	if l.ptr == 8 {
-		return binary.LittleEndian.Uint64(b[off:])
-	}
-	return uint64(binary.LittleEndian.Uint32(b[off:]))
-}
 
 // UnloadedDriver is one entry of the triage dump's unloaded-driver list.
 type UnloadedDriver struct {
@@ -178,14 +169,8 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 			}
 			for i := uint64(0); i < count; i++ {
 				e := list[i*uint64(l.stride):]
-				m := Module{
-					Base:          Hex(l.ptrAt(e, l.dllBase)),
-					EntryPoint:    Hex(l.ptrAt(e, l.entry)),
-					Size:          binary.LittleEndian.Uint32(e[l.sizeOfImage:]),
-					CheckSum:      binary.LittleEndian.Uint32(e[l.checkSum:]),
-					TimeDateStamp: binary.LittleEndian.Uint32(e[l.timeStamp:]),
-					Identity:      "triage driver list",
-				}
+				m := l.module(e)
+				m.Identity = "triage driver list"
 				name, err := dumpString(r, uint64(binary.LittleEndian.Uint32(e)), size, hs)
 				if err != nil {
 					badNames++
@@ -211,7 +196,7 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 		if err := readAt(r, c[:l.unloadedCount], int64(off)); err != nil {
 			return nil, err
 		}
-		n := l.ptrAt(c[:], 0)
+		n := l.pointer(c[:], 0)
 		if n > maxUnloaded {
 			res.problems = append(res.problems, fmt.Sprintf("unloaded-driver count %d is more than %d; reading %d", n, maxUnloaded, maxUnloaded))
 			n = maxUnloaded
@@ -229,8 +214,8 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 				nameLen := min(int(binary.LittleEndian.Uint16(e)), 24) &^ 1
 				res.unloaded = append(res.unloaded, UnloadedDriver{
 					Name:  utf16String(e[l.unloadedName : l.unloadedName+nameLen]),
-					Start: Hex(l.ptrAt(e, l.unloadedStart)),
-					End:   Hex(l.ptrAt(e, l.unloadedStart+l.ptr)),
+					Start: Hex(l.pointer(e, l.unloadedStart)),
+					End:   Hex(l.pointer(e, l.unloadedStart+l.ptr)),
 				})
 			}
 		}
@@ -293,7 +278,7 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 	if err := readAt(r, top[:l.ptr], int64(hs)+triageTopOfStack); err != nil {
 		return nil, err
 	}
-	res.stackVA = l.ptrAt(top[:], 0)
+	res.stackVA = l.pointer(top[:], 0)
 	if so, sn := uint64(t.CallStackOffset), uint64(t.SizeOfCallStack); so != 0 && sn != 0 {
 		if inFile(so, sn) {
 			res.stackOff, res.stackLen = int64(so), sn
