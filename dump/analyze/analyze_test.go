@@ -71,7 +71,7 @@ func (s *scene) modules(wide bool) []testModule {
 	if s.hal != 0 {
 		mods = append(mods, testModule{name: "hal.dll", path: `\SystemRoot\system32\hal.dll`, base: s.hal, size: 0x100000, pe: true, stamp: 0x12345678})
 	}
-	return append(mods, testModule{name: "ghost.sys", path: `\??\C:\ghost.sys`, base: s.ghost, size: 0x1000})
+	return append(mods, testModule{name: "ghost.sys", path: `\??\C:\ghost.sys`, base: s.ghost, size: 0x1000, stamp: 0x77777777})
 }
 
 func (s *scene) fill(wide bool) {
@@ -124,7 +124,9 @@ func wantModules(t *testing.T, res *Result, s *scene) {
 		}
 	}
 	g := res.Module("ghost.sys")
-	if g.PDB != "" || !strings.Contains(g.Identity, "not in the dump") {
+	// Without its PE header a module has no timestamp: the loader entry's field moved
+	// between Windows versions, so the value written at 0x80/0x48 is not taken.
+	if g.PDB != "" || g.TimeDateStamp != 0 || !strings.Contains(g.Identity, "not in the dump") {
 		t.Errorf("ghost.sys identity = %q, want a missing page", g.Identity)
 	}
 }

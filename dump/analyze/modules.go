@@ -74,9 +74,13 @@ func (h *Hex) UnmarshalText(b []byte) error {
 // Microsoft's published debugger headers; identical in dbgeng's KLDR_DATA_TABLE_ENTRY64/32):
 //
 //	x64: InLoadOrderLinks 0x00, DllBase 0x30, EntryPoint 0x38, SizeOfImage 0x40,
-//	     FullDllName 0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x80 (0x88 bytes)
+//	     FullDllName 0x48, BaseDllName 0x58, CheckSum 0x78
 //	x86: InLoadOrderLinks 0x00, DllBase 0x18, EntryPoint 0x1C, SizeOfImage 0x20,
-//	     FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40, TimeDateStamp 0x48 (0x50 bytes)
+//	     FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40
+//
+// The TimeDateStamp is not read from the loader entry: it moved (0x80 in the published
+// debugger layout, 0x9C on Windows 10 x64 where 0x80 holds CoverageSection), so a module's
+// timestamp comes from its PE header only.
 //
 // UNICODE_STRING: Length u16 @0, MaximumLength u16 @2, Buffer @8 (x64) or @4 (x86).
 type ldrLayout struct {
@@ -92,8 +96,8 @@ type entryFields struct {
 }
 
 var (
-	ldr64 = ldrLayout{entryFields{dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, checkSum: 0x78, timeStamp: 0x80, ptr: 8}, 0x88, 0x48, 0x58}
-	ldr32 = ldrLayout{entryFields{dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, checkSum: 0x40, timeStamp: 0x48, ptr: 4}, 0x50, 0x24, 0x2C}
+	ldr64 = ldrLayout{entryFields{dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, checkSum: 0x78, timeStamp: -1, ptr: 8}, 0x80, 0x48, 0x58}
+	ldr32 = ldrLayout{entryFields{dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, checkSum: 0x40, timeStamp: -1, ptr: 4}, 0x44, 0x24, 0x2C}
 )
 
 func (l entryFields) pointer(b []byte, off int) uint64 {
@@ -103,15 +107,18 @@ func (l entryFields) pointer(b []byte, off int) uint64 {
 	return uint64(binary.LittleEndian.Uint32(b[off:]))
 }
 
-// module decodes the fields of the entry e.
+// module decodes the fields of the entry e (timeStamp < 0: the entry has none).
 func (l entryFields) module(e []byte) Module {
-	return Module{
-		Base:          Hex(l.pointer(e, l.dllBase)),
-		EntryPoint:    Hex(l.pointer(e, l.entry)),
-		Size:          binary.LittleEndian.Uint32(e[l.sizeOfImage:]),
-		CheckSum:      binary.LittleEndian.Uint32(e[l.checkSum:]),
-		TimeDateStamp: binary.LittleEndian.Uint32(e[l.timeStamp:]),
+	m := Module{
+		Base:       Hex(l.pointer(e, l.dllBase)),
+		EntryPoint: Hex(l.pointer(e, l.entry)),
+		Size:       binary.LittleEndian.Uint32(e[l.sizeOfImage:]),
+		CheckSum:   binary.LittleEndian.Uint32(e[l.checkSum:]),
 	}
+	if l.timeStamp >= 0 {
+		m.TimeDateStamp = binary.LittleEndian.Uint32(e[l.timeStamp:])
+	}
+	return m
 }
 
 // unicodeString decodes a UNICODE_STRING at off: its length in bytes and buffer address.
