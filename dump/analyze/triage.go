@@ -288,18 +288,37 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 		}
 	}
 
-	// Data blocks (64-bit triage header fields).
-	if n := uint64(t.DataBlocksCount); n > 0 && t.DataBlocksOffset != 0 {
-		if n > maxDataBlocks || !inFile(uint64(t.DataBlocksOffset), n*16) {
-			res.problems = append(res.problems, fmt.Sprintf("data-block table (%d entries at 0x%X) does not fit in the file; not used", n, t.DataBlocksOffset))
+	// The saved data page and the data blocks. TRIAGE_DUMP64: DataPageAddress u64 @0x60,
+	// DataPageOffset @0x68, DataPageSize @0x6C, DataBlocksOffset @0x78, DataBlocksCount @0x7C;
+	// TRIAGE_DUMP32: DataPageAddress u32 @0x4C, DataPageOffset @0x50, DataPageSize @0x54,
+	// DataBlocksOffset @0x60, DataBlocksCount @0x64.
+	th := make([]byte, 0x80)
+	if err := readAt(r, th, int64(hs)); err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	var pageVA, pageOff, pageSize, blocksOff, blocks uint64
+	if f.Is64() {
+		pageVA, pageOff, pageSize = le.Uint64(th[0x60:]), uint64(le.Uint32(th[0x68:])), uint64(le.Uint32(th[0x6C:]))
+		blocksOff, blocks = uint64(le.Uint32(th[0x78:])), uint64(le.Uint32(th[0x7C:]))
+	} else {
+		pageVA, pageOff, pageSize = uint64(le.Uint32(th[0x4C:])), uint64(le.Uint32(th[0x50:])), uint64(le.Uint32(th[0x54:]))
+		blocksOff, blocks = uint64(le.Uint32(th[0x60:])), uint64(le.Uint32(th[0x64:]))
+	}
+	if pageOff != 0 && pageSize != 0 && pageSize <= 0x2000 && inFile(pageOff, pageSize) {
+		res.mem.add(pageVA, int64(pageOff), pageSize)
+	}
+	if blocks > 0 && blocksOff != 0 {
+		if blocks > maxDataBlocks || !inFile(blocksOff, blocks*16) {
+			res.problems = append(res.problems, fmt.Sprintf("data-block table (%d entries at 0x%X) does not fit in the file; not used", blocks, blocksOff))
 		} else {
-			b := make([]byte, n*16)
-			if err := readAt(r, b, int64(t.DataBlocksOffset)); err != nil {
+			b := make([]byte, blocks*16)
+			if err := readAt(r, b, int64(blocksOff)); err != nil {
 				return nil, err
 			}
-			for i := uint64(0); i < n; i++ {
+			for i := uint64(0); i < blocks; i++ {
 				e := b[i*16:]
-				va, off, sz := binary.LittleEndian.Uint64(e), uint64(binary.LittleEndian.Uint32(e[8:])), uint64(binary.LittleEndian.Uint32(e[12:]))
+				va, off, sz := le.Uint64(e), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
 				if inFile(off, sz) {
 					res.mem.add(va, int64(off), sz)
 				}

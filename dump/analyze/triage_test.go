@@ -110,6 +110,7 @@ func buildTriage(s triageSpec) []byte {
 	if s.broken > 0 {
 		le.PutUint32(b[t+0x40:], uint32(hs+list+(s.broken-1)*stride))
 	}
+	clear(b[t+0x48 : t+0x80])
 	put(t+0x48, low32(0xFFFFF80000001000, s.is64)) // TopOfStack
 	// Unloaded drivers: a count, then DUMP_UNLOADED_DRIVERS entries.
 	unloaded := []string{"oldflt.sys", "averyveryverylongname.sys"}
@@ -160,21 +161,21 @@ func buildTriage(s triageSpec) []byte {
 			le.PutUint32(b[hs+e+0x4C:], d.stamp)
 		}
 	}
-	if s.is64 && s.peBlock {
-		le.PutUint32(b[t+0x78:], uint32(hs+blocks))
-		le.PutUint32(b[t+0x7C:], 1)
-		le.PutUint64(b[hs+blocks:], triageDrivers[2].base)
+	if s.peBlock {
+		// DataBlocksOffset/Count at 0x78/0x7C (64-bit) or 0x60/0x64 (32-bit).
+		tb := map[bool]int{true: 0x78, false: 0x60}[s.is64]
+		base := low32(triageDrivers[2].base, s.is64)
+		le.PutUint32(b[t+tb:], uint32(hs+blocks))
+		le.PutUint32(b[t+tb+4:], 1)
+		le.PutUint64(b[hs+blocks:], base)
 		le.PutUint32(b[hs+blocks+8:], uint32(hs+blockData))
 		le.PutUint32(b[hs+blocks+12:], 0x1000)
 		clear(b[hs+blockData : hs+blockData+0x1000])
 		mem := physMem{}
 		v := &vmem{mem: mem}
-		v.add(triageDrivers[2].base, 0, 0x1000)
-		writePE(v, testModule{base: triageDrivers[2].base, size: 0x8000, stamp: 0x65000001}, true, `d:\build\mydriver.pdb`)
+		v.add(base, 0, 0x1000)
+		writePE(v, testModule{base: base, size: 0x8000, stamp: 0x65000001}, s.is64, `d:\build\mydriver.pdb`)
 		copy(b[hs+blockData:], mem[0])
-	} else if s.is64 {
-		le.PutUint32(b[t+0x78:], 0)
-		le.PutUint32(b[t+0x7C:], 0)
 	}
 	copy(b[size-4:], "TRGD")
 	return b
@@ -238,13 +239,16 @@ func TestTriageARM64BrokenDriver(t *testing.T) {
 
 func TestTriage32(t *testing.T) {
 	drv := low32(triageDrivers[2].base, false)
-	b := buildTriage(triageSpec{machine: dump.MachineI386, bugcheck: 0xD1, params: [4]uint64{0, 2, 0, drv + 0x44}, ip: drv + 0x44})
+	b := buildTriage(triageSpec{machine: dump.MachineI386, bugcheck: 0xD1, params: [4]uint64{0, 2, 0, drv + 0x44}, ip: drv + 0x44, peBlock: true})
 	res := analyzeBytes(t, b, Options{})
 	if len(res.Modules) != 4 || res.Modules[2].Name != "mydriver.sys" || uint64(res.Modules[2].Base) != drv || res.Modules[2].TimeDateStamp != 0x65000001 {
 		t.Fatalf("modules %+v problems %q", res.Modules, res.Problems)
 	}
 	if len(res.Unloaded) != 2 || res.Unloaded[0].Name != "oldflt.sys" {
 		t.Errorf("unloaded %+v", res.Unloaded)
+	}
+	if d := res.Modules[2]; d.SymbolPath != "mydriver.pdb/3844DBB920174967BE7AA4A2C20430FA1/mydriver.pdb" || len(res.Problems) != 0 {
+		t.Errorf("identity from the 32-bit data block: %+v; problems %q", d, res.Problems)
 	}
 	if c := res.Culprit; c == nil || c.Module != "mydriver.sys" || uint64(*c.Offset) != 0x44 {
 		t.Fatalf("culprit %+v", c)
