@@ -207,6 +207,16 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 		l = ldr64
 	}
 	mods, problems, err := walkLoadedModules(s, h.PsLoadedModuleList.Value, l)
+	if len(mods) == 0 && err == nil && opts.Paging == PagingNone && paging == PagingX64 {
+		// The header has no paging-mode field: a 5-level kernel whose list address is also
+		// 4-level canonical is found by trying. The result counts only if the list walks.
+		s5 := NewSpace(f.PhysicalReader(), PagingX64LA57, h.DirectoryTableBase.Value, opts.ReadBudget)
+		if mods5, problems5, err5 := walkLoadedModules(s5, h.PsLoadedModuleList.Value, l); len(mods5) > 0 && err5 == nil {
+			s, mods, problems, paging = s5, mods5, problems5, PagingX64LA57
+			res.Paging = paging.String()
+			problems = append([]string{"4-level translation of PsLoadedModuleList failed and 5-level translation walks the list: using 5-level paging"}, problems...)
+		}
+	}
 	res.Problems = append(res.Problems, problems...)
 	if err != nil {
 		res.Problems = append(res.Problems, "module list: "+explain(err))

@@ -140,6 +140,9 @@ func TestX64FourAndFiveLevel(t *testing.T) {
 	}{
 		{"4-level", 4, 0xFFFFF80000000000, "x64 (4-level)"},
 		{"5-level", 5, 0xFF12340000000000, "x64 LA57 (5-level)"},
+		// A 5-level kernel at addresses that are canonical under 4-level paging too: found
+		// by trying 5-level when the 4-level walk fails.
+		{"5-level, 4-level-canonical addresses", 5, 0xFFFFF80000000000, "x64 LA57 (5-level)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := x64Scene(tc.levels, tc.kb)
