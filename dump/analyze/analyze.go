@@ -63,7 +63,8 @@ type Result struct {
 	// Attributions are the direct evidence: the broken driver, the bug-check parameters
 	// that hold code addresses, the exception address and the instruction pointer.
 	Attributions []Attribution `json:"attributions"`
-	// Stack lists the words of a triage dump's saved stack that point into modules.
+	// Stack lists the words of the stack that point into modules: a triage dump's saved
+	// stack, or up to 16 KiB from the context's stack pointer in other dumps.
 	Stack   []Attribution `json:"stack_addresses,omitempty"`
 	Culprit *Culprit      `json:"culprit"`
 	// Problems says what could not be read (missing pages, cycles, bounds reached).
@@ -176,6 +177,8 @@ func Analyze(ctx context.Context, r io.ReaderAt, f *dump.File, opts Options) (*R
 			return nil, err
 		}
 		res.Stack = stack
+	} else if sp, ok := mem.(*Space); ok && res.StackPointer != nil && *res.StackPointer != 0 {
+		res.Stack = scanVirtualStack(sp, uint64(*res.StackPointer), f.Is64(), idx)
 	}
 	res.Culprit = chooseCulprit(res.Attributions, res.Stack)
 	return res, nil
@@ -331,6 +334,43 @@ func scanStack(r io.ReaderAt, tri *triageResult, is64 bool, idx moduleIndex) ([]
 		}
 	}
 	return out, nil
+}
+
+// maxStackScan bounds the bytes of a full dump's stack scanned from the stack pointer.
+const maxStackScan = 0x4000
+
+// scanVirtualStack reads the stack of a full, kernel or bitmap dump from the context's stack
+// pointer, page by page up to maxStackScan bytes or the first page it cannot read, and
+// reports the words that point into modules.
+func scanVirtualStack(s *Space, sp uint64, is64 bool, idx moduleIndex) []Attribution {
+	w := uint64(4)
+	if is64 {
+		w = 8
+	}
+	sp &^= w - 1
+	var out []Attribution
+	buf := make([]byte, 0x1000)
+	for done := uint64(0); done < maxStackScan && len(out) < maxStackHits; {
+		va := sp + done
+		chunk := buf[:min(0x1000-va&0xFFF, maxStackScan-done)]
+		if n, _ := s.ReadVirtual(chunk, va); n < len(chunk) {
+			break
+		}
+		for o := uint64(0); o+w <= uint64(len(chunk)) && len(out) < maxStackHits; o += w {
+			v := uint64(binary.LittleEndian.Uint32(chunk[o:]))
+			if is64 {
+				v = binary.LittleEndian.Uint64(chunk[o:])
+			}
+			if idx.find(v) != nil {
+				a := idx.attribute("stack", "", v)
+				so := Hex(done + o)
+				a.StackOffset = &so
+				out = append(out, a)
+			}
+		}
+		done += uint64(len(chunk))
+	}
+	return out
 }
 
 func equalFold(a, b string) bool {

@@ -292,6 +292,7 @@ type fullSpec struct {
 	bugcheck uint32
 	params   [4]uint64
 	ip       uint64
+	sp       uint64
 	excAddr  uint64
 }
 
@@ -332,6 +333,7 @@ func buildFull(s fullSpec, mem physMem) []byte {
 		ctx := h[0x348:]
 		clear(ctx[:0x4D0])
 		le.PutUint64(ctx[0xF8:], s.ip)
+		le.PutUint64(ctx[0x98:], s.sp)
 		if s.excAddr != 0 {
 			le.PutUint32(h[0xF00:], 0xC0000005)
 			le.PutUint32(h[0xF04:], 0)
@@ -364,6 +366,7 @@ func buildFull(s fullSpec, mem physMem) []byte {
 		ctx := h[0x320:]
 		clear(ctx[:0x2CC])
 		le.PutUint32(ctx[0xB8:], uint32(s.ip))
+		le.PutUint32(ctx[0xC4:], uint32(s.sp))
 		if s.excAddr != 0 {
 			le.PutUint32(h[0x7D0:], 0xC0000005)
 			le.PutUint32(h[0x7D4:], 0)

@@ -166,7 +166,7 @@ func chooseCulprit(direct, stack []Attribution) *Culprit {
 	}
 	for _, a := range stack {
 		if a.Module != "" && !a.microsoft {
-			why := fmt.Sprintf("a return address on the saved stack (at stack offset 0x%X) is %s", uint64(*a.StackOffset), a.Location())
+			why := fmt.Sprintf("a return address on the stack (at stack offset 0x%X) is %s", uint64(*a.StackOffset), a.Location())
 			if len(direct) > 0 && direct[0].Module != "" {
 				why += "; the direct evidence points at Microsoft's " + direct[0].Module + " only"
 			}

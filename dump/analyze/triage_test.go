@@ -207,7 +207,7 @@ func TestTriageX64StackCulprit(t *testing.T) {
 		t.Fatalf("stack %+v", res.Stack)
 	}
 	c := res.Culprit
-	if c == nil || c.Module != "mydriver.sys" || uint64(*c.Offset) != 0x1500 || !strings.Contains(c.Evidence, "return address on the saved stack") ||
+	if c == nil || c.Module != "mydriver.sys" || uint64(*c.Offset) != 0x1500 || !strings.Contains(c.Evidence, "return address on the stack") ||
 		!strings.Contains(c.Evidence, "Microsoft's ntoskrnl.exe only") {
 		t.Fatalf("culprit %+v", c)
 	}
