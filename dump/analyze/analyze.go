@@ -158,7 +158,7 @@ func Analyze(ctx context.Context, r io.ReaderAt, f *dump.File, opts Options) (*R
 		}
 	}
 	if h.BugCheckCode.Set {
-		if p, ok := codeParams[h.BugCheckCode.Value]; ok && h.BugCheckParameters[p.index-1].Set {
+		if p, ok := lookupCodeParam(h.BugCheckCode.Value); ok && h.BugCheckParameters[p.index-1].Set {
 			res.Attributions = append(res.Attributions, idx.attribute(fmt.Sprintf("bug-check parameter %d", p.index), p.what, h.BugCheckParameters[p.index-1].Value))
 		}
 	}

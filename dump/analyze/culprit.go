@@ -36,6 +36,17 @@ var codeParams = map[uint32]codeParam{
 	0x000000D6: {3, "the address that referenced memory"},                       // DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION
 }
 
+// lookupCodeParam finds the code-address parameter of a bug check; a code with the
+// 0x10000000 flag (the "_M" variants Windows reports, such as 0x1000007E) has the
+// parameters of its base code.
+func lookupCodeParam(code uint32) (codeParam, bool) {
+	if p, ok := codeParams[code]; ok {
+		return p, true
+	}
+	p, ok := codeParams[code&^0x10000000]
+	return p, ok
+}
+
 // microsoftModules are kernel modules Windows ships. A culprit among them is reported only
 // when no evidence points at another module (the !analyze habit of looking past the
 // kernel to the third-party driver that called it).
