@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/dump/analyze"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/pull"
 	"github.com/crashkey/crashkey/registry"
@@ -96,6 +97,8 @@ type Report struct {
 	Panic     *vm.PanicReport  `json:"panic,omitempty"`
 	Dump      *pull.Result     `json:"dump,omitempty"`
 	Check     *dump.Report     `json:"check,omitempty"`
+	// Culprit is the probable cause named from the pulled dump (nil when none can be named).
+	Culprit *analyze.Culprit `json:"culprit,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -128,6 +131,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.BugCheck != nil {
 		fmt.Fprintf(&b, "bugcheck: %s\n", dump.FormatBugCheck(*r.BugCheck))
+	}
+	if c := r.Culprit; c != nil {
+		loc := c.Module
+		if c.Offset != nil {
+			loc = fmt.Sprintf("%s+0x%X", c.Module, uint64(*c.Offset))
+		}
+		fmt.Fprintf(&b, "culprit:  probably caused by %s (%s)\n", termsafe.String(c.Module), termsafe.String(loc))
 	}
 	fmt.Fprintf(&b, "outcome:  %s: %s (%.1fs)\n", r.Outcome, termsafe.String(r.Summary), float64(r.DurationMS)/1000)
 	_, err := io.WriteString(w, b.String())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/dump/analyze"
 	"github.com/crashkey/crashkey/hid"
 	"github.com/crashkey/crashkey/pull"
 	"github.com/crashkey/crashkey/registry"
@@ -743,6 +744,16 @@ func (j *job) check(ctx context.Context, s *Step, res *pull.Result) error {
 		return err
 	}
 	j.rep.Check = rep
+	if rep.Header != nil {
+		if res, err := analyze.AnalyzeFile(ctx, f, fi.Size(), analyze.Options{SkipIdentity: true}); err == nil {
+			j.rep.Culprit = res.Culprit
+			if res.Culprit != nil {
+				s.Notes = append(s.Notes, "probably caused by "+res.Culprit.Module+": "+res.Culprit.Evidence)
+			}
+		} else if ctx.Err() == nil {
+			s.Notes = append(s.Notes, "what crashed could not be analysed: "+err.Error())
+		}
+	}
 	if rep.Header == nil {
 		s.Status, s.Detail = StepFailed, rep.Problem()
 		j.conclude(OutcomeDumpBad, "the pulled file is not a dump: "+rep.Problem())

@@ -14,6 +14,7 @@ pkgs=(
   libhivex-bin      # hivexget: independent hive reader
   cpio              # initramfs for the e2e guest
   zstd xz-utils     # kernel package extraction
+  g++               # dump/analyze: kdmp-parser (the shared oracle) built to cross-check address translation
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   procps            # pgrep: the demo test checks that nothing is left running
   xkb-data x11proto-dev # scancodes/layout: xkb symbol files and keysymdef.h the layout table is generated from (and checked against)

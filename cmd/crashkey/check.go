@@ -10,15 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/dump/analyze"
 )
 
 func init() { register(newCheckCmd) }
 
 func newCheckCmd() *cobra.Command {
 	var (
-		deep   bool
-		expect string
-		asJSON bool
+		deep    bool
+		expect  string
+		asJSON  bool
+		modules bool
+		culprit culpritFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "check FILE",
@@ -33,11 +36,20 @@ pages. --expect-bugcheck takes a hex code (0xE2, E2, 80), a decimal code with Wi
 base code also accepts its flagged _M variant (0x7E accepts 0x1000007E
 SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M); an _M code (0x1000007E, or NAME_M) accepts only itself.
 
+The report ends with what crashed: the loaded modules (a triage dump's driver list, or
+PsLoadedModuleList walked through the dump's page tables), the exception address, the
+instruction pointer and the bug-check parameters that hold code addresses as module+offset,
+and "Probably caused by" with its evidence. --modules prints the module list with each
+module's symbol-server path. --expect-culprit NAME and --forbid-culprit NAME (repeatable)
+fail when the probable culprit is not / is that module.
+
 Exit codes: 0 valid (also with warnings); 1 corrupt, not a kernel dump, or a bug check
-other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name);
+other than --expect-bugcheck, or a probable culprit that --expect-culprit or --forbid-culprit
+rejects; 2 bad input (missing file, unknown bug-check name);
 3 I/O error while reading.`,
 		Example: `  crashkey check MEMORY.DMP
-  crashkey check --deep --expect-bugcheck MANUALLY_INITIATED_CRASH --json MEMORY.DMP`,
+  crashkey check --deep --expect-bugcheck MANUALLY_INITIATED_CRASH --json MEMORY.DMP
+  crashkey check --modules --forbid-culprit mydriver.sys Minidump/112026-1234-01.dmp`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := dump.CheckOptions{Deep: deep}
@@ -75,11 +87,17 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 			if err != nil {
 				return failedErr(fmt.Errorf("check %s: %w", name, err))
 			}
+			var res *analyze.Result
+			if rep.Header != nil {
+				if res, err = analyze.AnalyzeFile(cmd.Context(), f, st.Size(), analyze.Options{}); err != nil {
+					return failedErr(fmt.Errorf("check %s: analyze: %w", name, err))
+				}
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				err = writeJSON(out, rep)
+				err = writeJSON(out, checkJSON{rep, res})
 			} else {
-				err = rep.WriteText(out, name)
+				err = writeCheckText(out, name, rep, res, modules)
 			}
 			if err != nil {
 				return failedErr(fmt.Errorf("check: write report: %w", err))
@@ -91,6 +109,9 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 				}
 				return noErr(fmt.Errorf("check: %s: %s", name, rep.Problem()))
 			}
+			if msg := culprit.violation(res); msg != "" {
+				return noErr(fmt.Errorf("check: %s: %s", name, msg))
+			}
 			return nil
 		},
 	}
@@ -98,6 +119,9 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 	fl.BoolVar(&deep, "deep", false, "read every page of full and bitmap dumps")
 	fl.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check: hex (0xE2, E2, 80), decimal with 0n (0n226), or a name (MANUALLY_INITIATED_CRASH)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fl.BoolVar(&modules, "modules", false, "print the loaded modules with their symbol-server paths, and the unloaded drivers")
+	fl.StringArrayVar(&culprit.expect, "expect-culprit", nil, "fail unless the probable culprit is this module (mydriver.sys or mydriver; repeatable: any of them)")
+	fl.StringArrayVar(&culprit.forbid, "forbid-culprit", nil, "fail when the probable culprit is this module (repeatable)")
 	return cmd
 }
 

@@ -22,14 +22,15 @@ var allowed = map[string][]string{
 	"vm":                            {"hid", "scancodes", "scancodes/layout", "vm/internal/qmpconn"},
 	"vm/qmptest":                    {},
 	"dump":                          {},
+	"dump/analyze":                  {"dump"},
 	"disk":                          {},
 	"pull":                          {"disk", "dump"},
 	"registry":                      {"disk", "hid", "scancodes", "scancodes/layout"},
-	"run":                           {"disk", "dump", "hid", "pull", "registry", "scancodes/layout", "vm"},
+	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
-	"cmd/crashkey":                  {"dump", "disk", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
+	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {
