@@ -16,6 +16,10 @@ var commands []func() *cobra.Command
 
 func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
 
+// rootHooks adjust the root command after every subcommand is added (persistent flags,
+// --version, completion); each lives in the file of its feature.
+var rootHooks []func(root *cobra.Command)
+
 // newRootCmd builds the whole command tree.
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -36,6 +40,9 @@ dump found) and 6 (dump invalid or another bug check). Each command's help lists
 	root.CompletionOptions.HiddenDefaultCmd = true
 	for _, c := range commands {
 		root.AddCommand(c())
+	}
+	for _, h := range rootHooks {
+		h(root)
 	}
 	return root
 }
