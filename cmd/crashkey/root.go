@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/crashkey/crashkey/vm"
 )
 
 // commands holds the constructors of every subcommand. Each command lives in a file of its
@@ -57,6 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
+	defer slog.SetDefault(slog.Default()) // --debug replaces the default logger for one run
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -68,7 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var q quietError
 	if !errors.As(err, &q) {
-		fmt.Fprintln(stderr, "crashkey: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, "crashkey: "+oneLine(vm.RedactText(err.Error())))
 	}
 	return code
 }
