@@ -33,10 +33,18 @@ func init() {
 				slog.SetDefault(slog.New(newDebugHandler(cmd.ErrOrStderr(), logFormat)))
 				slog.Debug("crashkey start", "command", cmd.CommandPath())
 			}
+			for _, h := range preRunHooks {
+				if err := h(cmd); err != nil {
+					return err
+				}
+			}
 			return nil
 		}
 	})
 }
+
+// preRunHooks run before every command, after logging is set up (target shorthands).
+var preRunHooks []func(cmd *cobra.Command) error
 
 // newDebugHandler is the handler --debug installs: level Debug, on w, every string value
 // passed through vm.RedactText so that no URI password slips through, whatever logs it.
