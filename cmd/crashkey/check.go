@@ -3,13 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/progress"
 )
 
 func init() { register(newCheckCmd) }
@@ -62,14 +61,12 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 			if st.IsDir() {
 				return usageErr(fmt.Errorf("check: %s is a directory, give the dump file", name))
 			}
-			stderr := cmd.ErrOrStderr()
-			if deep && checkIsTerminal(stderr) {
-				opts.Progress = checkProgress(stderr)
+			if deep {
+				bar := progress.New(cmd.ErrOrStderr(), st.Size(), "check: reading pages")
+				defer bar.Finish()
+				opts.Progress = bar.Func()
 			}
 			rep, err := dump.CheckFile(cmd.Context(), f, st.Size(), opts)
-			if opts.Progress != nil {
-				fmt.Fprint(stderr, "\r\033[K")
-			}
 			if err != nil {
 				return failedErr(fmt.Errorf("check %s: %w", name, err))
 			}
@@ -97,34 +94,4 @@ other than --expect-bugcheck; 2 bad input (missing file, unknown bug-check name)
 	fl.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check: hex (0xE2, E2, 80), decimal with 0n (0n226), or a name (MANUALLY_INITIATED_CRASH)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
-}
-
-// checkIsTerminal reports whether w is a character device (a terminal).
-func checkIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// checkProgress returns a Progress callback that redraws one status line at most five
-// times a second.
-func checkProgress(w io.Writer) func(done, total int64) {
-	var last time.Time
-	start := time.Now()
-	return func(done, total int64) {
-		now := time.Now()
-		if now.Sub(last) < 200*time.Millisecond && done < total {
-			return
-		}
-		last = now
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(done) / float64(total)
-		}
-		rate := float64(done) / (1 << 20) / max(now.Sub(start).Seconds(), 1e-3)
-		fmt.Fprintf(w, "\rcheck: reading pages %5.1f%% (%d/%d MiB, %.0f MiB/s)", pct, done>>20, total>>20, rate)
-	}
 }
