@@ -15,6 +15,8 @@ pkgs=(
   zstd xz-utils     # kernel package extraction
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   procps            # pgrep: the demo test checks that nothing is left running
+  man-db            # man: scripts/test.d/60-package.sh reads the installed man page
+  git               # scripts/package.sh: version and SOURCE_DATE_EPOCH from the last commit
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then
