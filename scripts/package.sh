@@ -50,9 +50,15 @@ out="$(cd "$out" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# The toolchain stamps the commit itself (-buildvcs=true) in a normal clone; in a git
+# worktree it cannot, so the same facts also go in through -X (internal/buildinfo).
+bi=github.com/crashkey/crashkey/internal/buildinfo
+ldflags="-s -w -buildid= -X $bi.stampedRevision=$(git rev-parse HEAD)"
+ldflags+=" -X $bi.stampedTime=$(date -u -d "@$(git log -1 --format=%ct)" +%Y-%m-%dT%H:%M:%SZ)"
+ldflags+=" -X $bi.stampedModified=$([ -n "$dirty" ] && echo true || echo false)"
 gobuild() { # GOARCH OUTPUT
-  CGO_ENABLED=0 GOOS=linux GOARCH="$1" GOFLAGS= \
-    go build -trimpath -buildvcs=true -ldflags='-s -w -buildid=' -o "$2" ./cmd/crashkey
+  CGO_ENABLED=0 GOOS=linux GOARCH="$1" \
+    go build -trimpath -buildvcs=true -ldflags="$ldflags" -o "$2" ./cmd/crashkey
 }
 
 # Pages and completions come from a binary for this machine (the commands' own help).

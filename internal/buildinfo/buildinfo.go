@@ -38,10 +38,23 @@ type Info struct {
 	GoLibvirt string `json:"go_libvirt"`
 }
 
+// Set with -ldflags -X by scripts/package.sh, for builds the Go toolchain cannot stamp itself
+// (a git worktree, whose .git is a file, gets no vcs.* settings). The toolchain's own
+// settings win when present.
+var (
+	stampedRevision string
+	stampedTime     string
+	stampedModified string
+)
+
 // Read returns the running binary's build info.
 func Read() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return FromBuildInfo(bi)
+	in := FromBuildInfo(bi)
+	if in.Revision == "" && stampedRevision != "" {
+		in.Revision, in.Time, in.Modified = stampedRevision, stampedTime, stampedModified == "true"
+	}
+	return in
 }
 
 // FromBuildInfo extracts Info from bi (nil gives only the Go version and platform).
