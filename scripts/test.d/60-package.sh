@@ -37,7 +37,7 @@ ver="$(crashkey version)"
 echo "$ver" | grep -q "^revision    $(git rev-parse HEAD)\$" || { echo "60-package: installed crashkey version does not name HEAD:" >&2; echo "$ver" >&2; exit 1; }
 [ "$(command -v crashkey)" = /usr/bin/crashkey ] || { echo "60-package: crashkey on PATH is $(command -v crashkey), not /usr/bin/crashkey" >&2; exit 1; }
 page="$(MANWIDTH=100 MANPAGER=cat man crashkey-run 2>&1)" || { echo "60-package: man crashkey-run: $page" >&2; exit 1; }
-echo "$page" | grep -q 'crashkey-run - ' || { echo "60-package: man crashkey-run shows no crashkey-run page:" >&2; echo "$page" | head -20 >&2; exit 1; }
+echo "$page" | grep -Eq 'crashkey-run +- ' || { echo "60-package: man crashkey-run shows no crashkey-run page:" >&2; echo "$page" | head -20 >&2; exit 1; }
 bash -c 'source /usr/share/bash-completion/completions/crashkey && complete -p crashkey' | grep -q __start_crashkey ||
   { echo "60-package: the bash completion does not register for crashkey" >&2; exit 1; }
 [ -s /usr/share/doc/crashkey/README.md.gz ] || { echo "60-package: README not installed" >&2; exit 1; }
