@@ -19,13 +19,22 @@ func ListDomains(ctx context.Context, uri string, timeout time.Duration) ([]stri
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("libvirt uri %q: want e.g. qemu:///system", RedactURI(uri))
 	}
+	names, err := listDomains(ctx, func() (*libvirt.Libvirt, error) { return libvirt.ConnectToURI(u) }, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("libvirt %s: list domains: %w", RedactURI(uri), err)
+	}
+	return names, nil
+}
+
+// listDomains connects with connect and lists the domains' names, sorted.
+func listDomains(ctx context.Context, connect func() (*libvirt.Libvirt, error), timeout time.Duration) ([]string, error) {
 	var l *libvirt.Libvirt
 	done := make(chan struct{})
 	var names []string
-	err = withDeadline(ctx, timeout, func() error {
+	err := withDeadline(ctx, timeout, func() error {
 		defer close(done)
 		var err error
-		if l, err = libvirt.ConnectToURI(u); err != nil {
+		if l, err = connect(); err != nil {
 			return err
 		}
 		start := time.Now()
@@ -44,7 +53,7 @@ func ListDomains(ctx context.Context, uri string, timeout time.Duration) ([]stri
 		}
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("libvirt %s: list domains: %w", RedactURI(uri), err)
+		return nil, err
 	}
 	sort.Strings(names)
 	return names, nil
