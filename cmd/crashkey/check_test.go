@@ -88,4 +88,3 @@ func TestCheckCommand(t *testing.T) {
 		})
 	}
 }
-
