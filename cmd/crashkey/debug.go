@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 
@@ -45,6 +46,18 @@ func init() {
 
 // preRunHooks run before every command, after logging is set up (target shorthands).
 var preRunHooks []func(cmd *cobra.Command) error
+
+// saveLogging returns a function that restores slog's default logger and the log package's
+// output and flags (slog.SetDefault redirects the log package too, and setting the original
+// default back does not undo that).
+func saveLogging() func() {
+	prev, w, flags := slog.Default(), log.Writer(), log.Flags()
+	return func() {
+		slog.SetDefault(prev)
+		log.SetOutput(w)
+		log.SetFlags(flags)
+	}
+}
 
 // newDebugHandler is the handler --debug installs: level Debug, on w, every string value
 // passed through vm.RedactText so that no URI password slips through, whatever logs it.

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"log"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -69,5 +72,16 @@ func TestDebugNoSecrets(t *testing.T) {
 	}
 	if code := Main(t.Context(), []string{"status", "--qmp", "unix:/x", "--log-format", "xml"}, new(strings.Builder), new(strings.Builder)); code != ExitUsage {
 		t.Errorf("--log-format xml: exit %d", code)
+	}
+}
+
+func TestDebugRestoresLogging(t *testing.T) {
+	srv := qmptest.New(t)
+	w := log.Writer()
+	if _, errOut, code := runCrashkey(t, "status", "--qmp", srv.Addr, "--debug"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if log.Writer() != w || slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("--debug left its logger installed after the run")
 	}
 }

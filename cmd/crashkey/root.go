@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,7 +59,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
-	defer slog.SetDefault(slog.Default()) // --debug replaces the default logger for one run
+	defer saveLogging()() // --debug replaces the default logger for one run
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
