@@ -15,6 +15,9 @@ pkgs=(
   zstd xz-utils     # kernel package extraction
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   procps            # pgrep: the demo test checks that nothing is left running
+  openssh-server    # scripts/guest/remote.sh: a private sshd on 127.0.0.1 for qemu+ssh:// tests
+  openssh-client    # ssh-keygen: that sshd's host and client keys
+  openssl           # scripts/guest/remote.sh: the CA and certificates of qemu+tls:// tests
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then
@@ -36,4 +39,12 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >&2
+# Installing a daemon (openssh-server) must not start it: without a policy-rc.d in place, one
+# that forbids starting services is put there for the install and removed afterwards.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/crashkey-deps.log 2>&1 || { cat /tmp/crashkey-deps.log >&2; exit 1; }
