@@ -179,6 +179,8 @@ nsprocs() {
   local ns p
   ns=$(readlink "/proc/$1/ns/mnt" 2>/dev/null) || return 0
   echo "$1"
+  # A stale pid file naming a process of the host's namespace must not widen the kill.
+  [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || return 0
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [ "$p" != "$1" ] && [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "$p"
