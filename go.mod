@@ -8,6 +8,7 @@ require (
 	github.com/klauspost/compress v1.18.5
 	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/spf13/cobra v1.10.2
+	golang.org/x/crypto v0.48.0
 	golang.org/x/sys v0.43.0
 	www.velocidex.com/golang/go-ntfs v0.2.1
 	www.velocidex.com/golang/regparser v0.0.0-20250203141505-31e704a67ef7
@@ -22,5 +23,4 @@ require (
 	github.com/kr/text v0.2.0 // indirect
 	github.com/rogpeppe/go-internal v1.16.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	golang.org/x/crypto v0.48.0 // indirect
 )

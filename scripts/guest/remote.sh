@@ -14,7 +14,7 @@
 # beyond 127.0.0.1. The unix socket is DIR/sock/libvirt-sock (qemu:///system?socket=…), also
 # linked at the default /run/libvirt/libvirt-sock inside the namespace, where sshd runs.
 #
-# Printed keys: UNIX_SOCKET TCP_PORT TLS_PORT SSH_PORT PKI (cacert.pem clientcert.pem
+# Printed keys (shell-quoted, so the file can be sourced): UNIX_SOCKET TCP_PORT TLS_PORT SSH_PORT PKI (cacert.pem clientcert.pem
 # clientkey.pem) SSH_KEY KNOWN_HOSTS and the URIs UNIX_URI TCP_URI TLS_URI SSH_URI.
 # Needs root and libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients, openssh-server,
 # openssl, util-linux (unshare) (scripts/deps.sh).
@@ -150,17 +150,17 @@ CONF
   for _ in $(seq 1 150); do
     if virsh -c "$uri" version >/dev/null 2>&1 && [ -s "$d/sshd.pid" ]; then
       cat >"$d/env" <<ENV
-UNIX_SOCKET=$d/sock/libvirt-sock
+UNIX_SOCKET='$d/sock/libvirt-sock'
 TCP_PORT=$tcp
 TLS_PORT=$tls
 SSH_PORT=$ssh
-PKI=$d/pki
-SSH_KEY=$d/ssh/id_ed25519
-KNOWN_HOSTS=$d/ssh/known_hosts
-UNIX_URI=$uri
-TCP_URI=qemu+tcp://127.0.0.1:$tcp/system
-TLS_URI=qemu+tls://127.0.0.1:$tls/system?pkipath=$d/pki
-SSH_URI=qemu+ssh://root@127.0.0.1:$ssh/system?keyfile=$d/ssh/id_ed25519&known_hosts=$d/ssh/known_hosts&socket=$d/sock/libvirt-sock
+PKI='$d/pki'
+SSH_KEY='$d/ssh/id_ed25519'
+KNOWN_HOSTS='$d/ssh/known_hosts'
+UNIX_URI='$uri'
+TCP_URI='qemu+tcp://127.0.0.1:$tcp/system'
+TLS_URI='qemu+tls://127.0.0.1:$tls/system?pkipath=$d/pki'
+SSH_URI='qemu+ssh://root@127.0.0.1:$ssh/system?keyfile=$d/ssh/id_ed25519&known_hosts=$d/ssh/known_hosts&socket=$d/sock/libvirt-sock'
 ENV
       cat "$d/env"
       echo "remote.sh: libvirtd (pid $(cat "$d/libvirtd.pid"), tcp $tcp, tls $tls) and sshd (pid $(cat "$d/sshd.pid"), port $ssh) on 127.0.0.1" >&2
