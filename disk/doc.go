@@ -19,6 +19,17 @@
 // without going through the file system (the way Windows writes a crash dump into
 // pagefile.sys).
 //
-// An image held open by a running QEMU (which keeps OFD locks on it) is refused unless
-// [Options.ForceShare] is set, because a running guest's image may be inconsistent.
+// An image's bytes come from a [Source]: a local file or block device ([OpenFile], which
+// refuses FIFOs, sockets and character devices without blocking) or any other reader, such
+// as a remote libvirt volume that package vm provides ([OpenSource]). The backing files a
+// qcow2 header names are opened by crashkey itself, never by go-qcow2reader, through a
+// [Resolver]: [Open] uses [LocalResolver], which follows only what [BackingPolicy] allows
+// (by default an image file next to the image, owned by its owner; never a device, FIFO,
+// /proc, /sys or /dev path), and [Image.Chain] lists every file followed, with its identity,
+// so that callers show it and never write over it.
+//
+// An image held open by a running QEMU (which keeps OFD locks on it), or whose backing file a
+// running QEMU holds with write permission, is refused unless [Options.ForceShare] is set,
+// because a running guest's image may be inconsistent. [Options.Context] ends every long
+// walk soon after it is cancelled.
 package disk

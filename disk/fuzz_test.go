@@ -112,8 +112,7 @@ func readSeed(f *testing.F, name string) []byte {
 // FuzzImage feeds whole qcow2 (or other) image files to the image layer, the partition
 // reader and the volume probe.
 func FuzzImage(f *testing.F) {
-	backingAllowed = false
-	f.Cleanup(func() { backingAllowed = true })
+	// openReader gives no Resolver: a fuzzed image can never open a file of this machine.
 	for _, n := range []string{"tiny.qcow2", "tinyc.qcow2", "tinyz.qcow2"} {
 		f.Add(readSeed(f, n))
 	}

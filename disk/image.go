@@ -1,18 +1,16 @@
 package disk
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 
-	"github.com/lima-vm/go-qcow2reader"
-	"github.com/lima-vm/go-qcow2reader/image"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 	qlog "github.com/lima-vm/go-qcow2reader/log"
 
@@ -32,20 +30,33 @@ var (
 	ErrUnsupportedFormat = errors.New("unsupported image format")
 	// ErrInUse: a running QEMU holds the image's lock and Options.ForceShare was not set.
 	ErrInUse = errors.New("image in use")
-	// ErrCorruptImage: the qcow2 structure is damaged.
+	// ErrCorruptImage: the image is damaged: a broken qcow2 structure or a truncated file,
+	// and also (wrapped with ErrCorruptFS) NTFS structures damaged so that a search cannot
+	// go on (a data cluster past the end of the volume, a broken MFT record, an index larger
+	// than the volume). Commands exit 3 on it.
 	ErrCorruptImage = errors.New("corrupt image")
 	// ErrNoVolume: no volume matches (no NTFS volume with \Windows, or a bad --partition).
 	ErrNoVolume = errors.New("no such volume")
 )
 
-// Options control [Open].
+// Options control [Open] and [OpenSource].
 type Options struct {
-	// ForceShare reads an image even while a running QEMU holds its lock. The guest may be
-	// writing to it, so what is read may be inconsistent; a warning says so.
+	// ForceShare reads an image even while a running QEMU holds its lock (or holds a
+	// backing file of it with write permission). The guest may be writing to it, so what is
+	// read may be inconsistent; a warning says so.
 	ForceShare bool
 	// Partition selects the volume that WindowsVolume returns by its index (as in
 	// [Volume.Index]); 0 finds the NTFS volume that holds \Windows by itself.
 	Partition int
+	// AllowBacking widens which local backing files [Open] follows (see [BackingPolicy];
+	// the zero value is the safe default). It is not used when Resolver is set.
+	AllowBacking BackingPolicy
+	// Resolver opens backing files. nil means [LocalResolver](AllowBacking) for a
+	// [FileSource] and refusing every backing file for other sources.
+	Resolver Resolver
+	// Context, when set, ends every long operation on the image (opening, directory walks,
+	// reads) soon after it is cancelled, with an error wrapping its error.
+	Context context.Context
 }
 
 // Image is an opened disk image. It is an [io.ReaderAt] over the virtual disk (the bytes
@@ -53,10 +64,12 @@ type Options struct {
 type Image struct {
 	path     string
 	format   string
-	file     *os.File
-	img      image.Image
+	img      layer
+	sources  []Source // every source of the chain, top first; closed by Close
+	chain    []ChainFile
 	size     int64
 	opts     Options
+	ctx      context.Context
 	scheme   string
 	vols     []Volume
 	warnings []string
@@ -65,54 +78,64 @@ type Image struct {
 	fss map[int]*FS
 }
 
+// layer is one opened image of a chain: qcow2 (with or without a backing layer) or raw.
+type layer interface {
+	io.ReaderAt
+	Size() int64
+}
+
 func init() {
 	qlog.SetWarnFunc(nil) // the library's warnings go to the standard logger otherwise
 	qcow2.SetDecompressor(qcow2.CompressionTypeZstd, newZstdReader)
 	qcow2.SetDecompressor(qcow2.CompressionTypeZlib, newFlateReader)
 }
 
-// Open opens the image at path read-only, reads its partition table and probes every
-// volume. It refuses formats it cannot read and, without opts.ForceShare, images that a
-// running QEMU holds.
+// Open opens the image at path read-only (a regular file or a block device; see
+// [OpenFile]), reads its partition table and probes every volume. It refuses formats it
+// cannot read, backing files that opts.AllowBacking does not allow and, without
+// opts.ForceShare, images that a running QEMU holds.
 func Open(path string, opts Options) (*Image, error) {
-	f, err := os.Open(path)
+	src, err := OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open image: %w", err)
 	}
-	im, err := open(f, path, opts)
+	im, err := OpenSource(src, opts)
 	if err != nil {
-		_ = f.Close()
+		_ = src.Close()
 		return nil, err
 	}
 	return im, nil
 }
 
-func open(f *os.File, path string, opts Options) (*Image, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("open image: %w", err)
+// OpenSource opens the image held by src: a local [FileSource] or any other [Source], such
+// as a remote volume. Backing files of a qcow2 image are opened through opts.Resolver. The
+// Image takes src over: Close closes it (and every backing source) when they implement
+// io.Closer. When OpenSource fails, src is left open for the caller to close.
+func OpenSource(src Source, opts Options) (*Image, error) {
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("open image: %s is a directory, not a disk image", path)
-	}
-	im := &Image{path: path, file: f, opts: opts, fss: map[int]*FS{}}
-	held, err := lockedByQEMU(f)
-	if err != nil {
-		return nil, fmt.Errorf("open image: check for a running QEMU: %w", err)
-	}
-	if held {
-		if !opts.ForceShare {
-			return nil, fmt.Errorf("%w: %s is locked by a running QEMU; pause or shut down the VM first, or pass --force-share to read it anyway (a running guest's image may be inconsistent)", ErrInUse, path)
-		}
-		im.warnings = append(im.warnings, fmt.Sprintf("%s is in use by a running QEMU: a running guest's image may be inconsistent", path))
-	}
-	size := st.Size()
-	if st.Mode()&os.ModeDevice != 0 { // a block device (an LVM volume, a disk): ask it
-		if size, err = f.Seek(0, io.SeekEnd); err != nil {
-			return nil, fmt.Errorf("open image: size of device %s: %w", path, err)
+	res := opts.Resolver
+	if res == nil {
+		res = noResolver{}
+		if _, ok := src.(*FileSource); ok {
+			res = LocalResolver(opts.AllowBacking)
 		}
 	}
-	if err := im.load(f, size); err != nil {
+	im := &Image{path: src.Name(), opts: opts, ctx: ctx, fss: map[int]*FS{}}
+	c := &chain{im: im, res: res, seen: map[string]bool{}}
+	if err := c.add(src, ""); err != nil {
+		return nil, err
+	}
+	img, err := c.open(src)
+	if err != nil {
+		im.closeSources(1)
+		return nil, fmt.Errorf("open image %s: %w", im.path, err)
+	}
+	im.img = img
+	if err := im.load(); err != nil {
+		im.closeSources(1)
 		return nil, err
 	}
 	return im, nil
@@ -120,172 +143,260 @@ func open(f *os.File, path string, opts Options) (*Image, error) {
 
 // openReader opens an image held by any io.ReaderAt of the given size (tests and fuzzing).
 func openReader(ra io.ReaderAt, size int64, name string, opts Options) (*Image, error) {
-	im := &Image{path: name, opts: opts, fss: map[int]*FS{}}
-	if err := im.load(ra, size); err != nil {
-		return nil, err
-	}
-	return im, nil
+	return OpenSource(readerSource{ra, size, name}, opts)
 }
 
-// load detects the image format, reads the partition table and probes the volumes.
-func (im *Image) load(ra io.ReaderAt, fileSize int64) error {
-	img, err := openImage(ra, fileSize, &chain{seen: map[string]bool{}})
-	if err != nil {
-		return fmt.Errorf("open image %s: %w", im.path, err)
-	}
-	im.img = img
-	im.format = string(img.Type())
-	im.size = img.Size()
-	if im.format == FormatRaw {
-		im.size = fileSize // also right for block devices, whose Stat size is 0
+// load reads the partition table and probes the volumes.
+func (im *Image) load() error {
+	im.size = im.img.Size()
+	if len(im.chain) > 0 {
+		im.format = im.chain[0].Format
 	}
 	if im.size < 0 {
-		_ = img.Close()
 		return fmt.Errorf("open image %s: %w: unknown virtual size", im.path, ErrCorruptImage)
 	}
 	parts, scheme, err := readPartitions(im, im.size)
 	if err != nil {
-		_ = img.Close()
 		return fmt.Errorf("image %s: %w", im.path, err)
 	}
 	im.scheme = scheme
 	for _, p := range parts {
+		if err := im.ctx.Err(); err != nil {
+			return fmt.Errorf("image %s: %w", im.path, err)
+		}
 		im.vols = append(im.vols, im.probe(p))
 	}
 	return nil
 }
 
-// chain guards a qcow2 backing chain against loops and unbounded depth, and keeps the
-// first error met while opening it.
-type chain struct {
-	seen  map[string]bool
-	depth int
-	err   error
+// closeSources closes the sources of the chain from index from on.
+func (im *Image) closeSources(from int) {
+	for i := from; i < len(im.sources); i++ {
+		if c, ok := im.sources[i].(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	if from < len(im.sources) {
+		im.sources = im.sources[:from]
+	}
 }
 
-// errImage stands in for a backing image that could not be opened: go-qcow2reader v0.7.1
-// panics when its opener returns an error (it closes the nil image), so the opener returns
-// this instead and the error is reported from chain.err.
-type errImage struct{ err error }
-
-func (e errImage) ReadAt([]byte, int64) (int, error)         { return 0, e.err }
-func (e errImage) Close() error                              { return nil }
-func (e errImage) Extent(int64, int64) (image.Extent, error) { return image.Extent{}, e.err }
-func (e errImage) Type() image.Type                          { return "unreadable" }
-func (e errImage) Size() int64                               { return 0 }
-func (e errImage) Readable() error                           { return e.err }
+// chain opens a backing chain, guards it against loops and unbounded depth, and records
+// every file followed.
+type chain struct {
+	im   *Image
+	res  Resolver
+	seen map[string]bool
+}
 
 const maxChainDepth = 16
 
-// openImage detects the format of ra and opens it. qcow2 headers are checked before the
-// library sees them, so that a hostile header cannot make it allocate gigabytes.
-func openImage(ra io.ReaderAt, fileSize int64, c *chain) (image.Image, error) {
+// add records src as the next file of the chain, checks that it is not already in it and
+// whether a running QEMU holds it.
+func (c *chain) add(src Source, format string) error {
+	im := c.im
+	cf := ChainFile{Name: src.Name(), Format: format}
+	key := "name:" + src.Name()
+	fs, local := src.(*FileSource)
+	if local {
+		cf = fs.chainFile(format)
+		key = fmt.Sprintf("file:%d:%d", cf.Dev, cf.Ino)
+	}
+	if len(im.chain) >= maxChainDepth {
+		return fmt.Errorf("%w: backing chain deeper than %d images", ErrCorruptImage, maxChainDepth)
+	}
+	if c.seen[key] {
+		return fmt.Errorf("%w: backing chain loops back to %s", ErrCorruptImage, cf.Name)
+	}
+	c.seen[key] = true
+	if local {
+		held, written, err := qemuLocks(fs.File())
+		if err != nil {
+			return fmt.Errorf("open image: check for a running QEMU on %s: %w", cf.Name, err)
+		}
+		cf.InUse, cf.Written = held, written
+		top := len(im.chain) == 0
+		switch {
+		case top && held && !im.opts.ForceShare:
+			return fmt.Errorf("%w: %s is locked by a running QEMU; pause or shut down the VM first, or pass --force-share to read it anyway (a running guest's image may be inconsistent)", ErrInUse, src.Name())
+		case top && held:
+			im.warnings = append(im.warnings, fmt.Sprintf("%s is in use by a running QEMU: a running guest's image may be inconsistent", src.Name()))
+		case written && !im.opts.ForceShare:
+			return fmt.Errorf("%w: %s, a backing file of %s, is held with write permission by a running QEMU; shut down that VM first, or pass --force-share to read it anyway (the image may be inconsistent)", ErrInUse, cf.Name, im.path)
+		case written:
+			im.warnings = append(im.warnings, fmt.Sprintf("%s, a backing file of %s, is being written by a running QEMU: the image may be inconsistent", cf.Name, im.path))
+		}
+	}
+	im.chain = append(im.chain, cf)
+	im.sources = append(im.sources, src)
+	return nil
+}
+
+// open detects the format of src (the last file added to the chain) and opens it. qcow2
+// headers are checked before the library sees them, so that a hostile header cannot make it
+// allocate gigabytes, and the library never sees a backing file name: the chain opens
+// backing files itself, through the Resolver, and layers them under the image.
+func (c *chain) open(src Source) (layer, error) {
+	if err := c.im.ctx.Err(); err != nil {
+		return nil, err
+	}
+	self := &c.im.chain[len(c.im.chain)-1]
 	hdr := make([]byte, 512)
-	n, err := ra.ReadAt(hdr, 0)
+	n, err := src.ReadAt(hdr, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
 	hdr = hdr[:n]
-	if bytesHasPrefix(hdr, qcow2Magic) {
-		if err := checkQcow2Header(hdr, fileSize); err != nil {
-			return nil, err
+	if !bytesHasPrefix(hdr, qcow2Magic) {
+		if self.Format == FormatQcow2 {
+			return nil, fmt.Errorf("%w: %s is named as a qcow2 backing file but has no qcow2 header", ErrCorruptImage, src.Name())
 		}
-		if err := checkBacking(ra, hdr); err != nil {
-			return nil, err
-		}
-		var opener image.OpenWithType
-		opener = func(bra io.ReaderAt, t image.Type) (image.Image, error) {
-			img, err := openBacking(bra, t, c)
-			if err != nil {
-				if c.err == nil {
-					name := "?"
-					if nm, ok := bra.(interface{ Name() string }); ok {
-						name = nm.Name()
-					}
-					c.err = fmt.Errorf("backing file %s: %w", name, err)
-				}
-				if closer, ok := bra.(io.Closer); ok {
-					_ = closer.Close()
-				}
-				return errImage{err}, nil
-			}
-			return img, nil
-		}
-		if nm, ok := ra.(interface{ Name() string }); ok && c.depth == 0 {
-			if abs, err := filepath.Abs(nm.Name()); err == nil {
-				c.seen[abs] = true
+		if self.Format == "" {
+			if t := foreignFormat(hdr); t != "" {
+				return nil, unsupported(t, src)
 			}
 		}
-		img, err := qcow2.Open(ra, opener)
-		if err != nil {
-			if img != nil {
-				_ = img.Close()
-			}
-			return nil, fmt.Errorf("%w: %v", ErrCorruptImage, err)
-		}
-		if c.err != nil {
-			_ = img.Close()
-			return nil, c.err
-		}
-		if err := img.Readable(); err != nil {
-			_ = img.Close()
-			return nil, fmt.Errorf("qcow2 image cannot be read: %w%s", err, readableHint(err))
-		}
-		return img, nil
+		self.Format = FormatRaw
+		return rawLayer{src}, nil
 	}
-	if t := foreignFormat(hdr); t != "" {
-		return nil, unsupported(t, ra)
+	if self.Format == FormatRaw { // the overlay says raw: read it as raw, as QEMU would
+		return rawLayer{src}, nil
 	}
-	img, err := qcow2reader.Open(ra)
+	self.Format = FormatQcow2
+	if err := checkQcow2Header(hdr, src.Size()); err != nil {
+		return nil, err
+	}
+	backing, err := backingName(src, hdr)
+	if err != nil {
+		return nil, err
+	}
+	q, err := qcow2.Open(noBacking{src}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptImage, err)
 	}
-	switch img.Type() {
-	case FormatRaw:
-		if err := img.Readable(); err != nil {
-			_ = img.Close()
-			return nil, err
-		}
-		return img, nil
-	default:
-		t := string(img.Type())
-		_ = img.Close()
-		return nil, unsupported(t, ra)
+	if err := q.Readable(); err != nil {
+		return nil, fmt.Errorf("qcow2 image %s cannot be read: %w%s", src.Name(), err, readableHint(err))
 	}
+	if backing == "" {
+		return q, nil
+	}
+	if q.HeaderFieldsV3 != nil && q.IncompatibleFeatures&(1<<qcow2.IncompatibleFeaturesExtendedL2EntriesBit) != 0 {
+		return nil, fmt.Errorf("%w: %s has extended L2 entries (subclusters) and a backing file, which crashkey does not read; flatten it: qemu-img convert -O qcow2 IMAGE FLAT.qcow2", ErrUnsupportedFormat, src.Name())
+	}
+	format := ""
+	switch t := string(q.BackingFileFormat); t {
+	case "", FormatRaw, FormatQcow2:
+		format = t
+	default:
+		return nil, fmt.Errorf("%w: backing file %s of %s is a %s image; crashkey reads raw and qcow2 only: qemu-img convert -O qcow2 IMAGE FLAT.qcow2 flattens the chain", ErrUnsupportedFormat, backing, src.Name(), t)
+	}
+	bsrc, err := c.res.Backing(src, backing)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.add(bsrc, format); err != nil {
+		if cl, ok := bsrc.(io.Closer); ok {
+			_ = cl.Close()
+		}
+		return nil, err
+	}
+	base, err := c.open(bsrc)
+	if err != nil {
+		return nil, err
+	}
+	return &layered{top: q, base: base}, nil
 }
 
-func openBacking(ra io.ReaderAt, t image.Type, c *chain) (image.Image, error) {
-	name := ""
-	if nm, ok := ra.(interface{ Name() string }); ok {
-		name = nm.Name()
-		if abs, err := filepath.Abs(name); err == nil {
-			name = abs
+// backingName reads the backing file name of a qcow2 header ("" when there is none).
+func backingName(src Source, hdr []byte) (string, error) {
+	off := binary.BigEndian.Uint64(hdr[8:])
+	n := binary.BigEndian.Uint32(hdr[16:])
+	if off == 0 {
+		return "", nil
+	}
+	if n == 0 || n > 1023 || off > uint64(src.Size()) || uint64(n) > uint64(src.Size())-off {
+		return "", fmt.Errorf("%w: qcow2 backing file name (offset %d, %d bytes) is invalid", ErrCorruptImage, off, n)
+	}
+	name := make([]byte, n)
+	if _, err := readFull(src, name, int64(off)); err != nil {
+		return "", fmt.Errorf("%w: read qcow2 backing file name: %v", ErrCorruptImage, err)
+	}
+	if strings.IndexByte(string(name), 0) >= 0 {
+		return "", fmt.Errorf("%w: qcow2 backing file name %q holds a NUL byte", ErrCorruptImage, name)
+	}
+	return string(name), nil
+}
+
+// noBacking shows go-qcow2reader a qcow2 image without its backing file name (bytes 8-19 of
+// the header read as zero), so that the library never opens a file by itself. It has no
+// Name and no Close on purpose.
+type noBacking struct{ ra io.ReaderAt }
+
+func (b noBacking) ReadAt(p []byte, off int64) (int, error) {
+	n, err := b.ra.ReadAt(p, off)
+	for i := max(off, 8); i < 20 && i < off+int64(n); i++ {
+		p[i-off] = 0
+	}
+	return n, err
+}
+
+// rawLayer is a raw image: the source's bytes as they are.
+type rawLayer struct{ src Source }
+
+func (r rawLayer) ReadAt(p []byte, off int64) (int, error) { return r.src.ReadAt(p, off) }
+func (r rawLayer) Size() int64                             { return r.src.Size() }
+
+// layered is a qcow2 image over its backing image: clusters the qcow2 image does not
+// allocate read from the backing image (zeros past its end), as QEMU reads them.
+type layered struct {
+	top  *qcow2.Qcow2
+	base layer
+}
+
+func (l *layered) Size() int64 { return l.top.Size() }
+
+func (l *layered) ReadAt(p []byte, off int64) (int, error) {
+	size := l.top.Size()
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > size-off {
+		p = p[:size-off]
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		ext, err := l.top.Extent(pos, int64(len(p)-n))
+		if err != nil {
+			return n, err
 		}
-	}
-	if c.depth >= maxChainDepth {
-		return nil, fmt.Errorf("backing chain deeper than %d images", maxChainDepth)
-	}
-	if name != "" && c.seen[name] {
-		return nil, fmt.Errorf("backing chain loops back to %s", name)
-	}
-	if name != "" {
-		c.seen[name] = true
-	}
-	c.depth++
-	size := int64(-1)
-	if f, ok := ra.(*os.File); ok {
-		if st, err := f.Stat(); err == nil {
-			size = st.Size()
+		if ext.Length <= 0 {
+			return n, fmt.Errorf("%w: no cluster status at byte %d", ErrCorruptImage, pos)
 		}
+		end := n + int(min(ext.Length, int64(len(p)-n)))
+		chunk := p[n:end]
+		if ext.Allocated {
+			if _, err := readFull(l.top, chunk, pos); err != nil {
+				return n, err
+			}
+		} else {
+			bsize := l.base.Size()
+			k := 0
+			if pos < bsize {
+				k = int(min(int64(len(chunk)), bsize-pos))
+				if _, err := readFull(l.base, chunk[:k], pos); err != nil {
+					return n, fmt.Errorf("backing file: %w", err)
+				}
+			}
+			clear(chunk[k:])
+		}
+		n = end
 	}
-	switch t {
-	case FormatRaw:
-		return qcow2reader.OpenWithType(ra, t)
-	case "", qcow2.Type:
-		return openImage(ra, size, c)
-	default:
-		return nil, unsupported(string(t), ra)
+	if n < want {
+		return n, io.EOF
 	}
+	return n, nil
 }
 
 func readableHint(err error) string {
@@ -357,6 +468,11 @@ func (im *Image) Scheme() string { return im.scheme }
 // Warnings lists what the caller should tell the user (e.g. reading an image in use).
 func (im *Image) Warnings() []string { return append([]string(nil), im.warnings...) }
 
+// Chain lists every file of the image's backing chain that was followed, the image itself
+// first. Callers show it, and must never write to any of its files (compare an output
+// path with [ChainFile.Same]).
+func (im *Image) Chain() []ChainFile { return append([]ChainFile(nil), im.chain...) }
+
 // ReadAt reads the virtual disk. Reads past the end return io.EOF as io.ReaderAt requires.
 func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -364,6 +480,9 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if off >= im.size {
 		return 0, io.EOF
+	}
+	if err := im.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("read image %s: %w", im.path, err)
 	}
 	want := len(p)
 	if int64(want) > im.size-off {
@@ -399,14 +518,18 @@ func (im *Image) Close() error {
 		fs.close()
 	}
 	im.fss = map[int]*FS{}
+	srcs := im.sources
+	im.sources = nil
 	im.mu.Unlock()
-	if im.img != nil {
-		return im.img.Close() // closes the file too
+	var err error
+	for _, s := range srcs {
+		if c, ok := s.(io.Closer); ok {
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+		}
 	}
-	if im.file != nil {
-		return im.file.Close()
-	}
-	return nil
+	return err
 }
 
 // Volumes lists the partitions (or the one bare file system) of the disk.

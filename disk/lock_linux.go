@@ -14,15 +14,29 @@ import (
 const (
 	qemuLockStart = 100
 	qemuLockLen   = 200
+	// qemuLockWrite is the byte QEMU locks while it holds BLK_PERM_WRITE (0x02, bit 1).
+	qemuLockWrite = qemuLockStart + 1
 )
 
 // lockedByQEMU reports whether another open file description holds a lock on QEMU's lock
 // bytes of f. It only queries (F_OFD_GETLK, falling back to F_GETLK); it never locks.
-func lockedByQEMU(f *os.File) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: qemuLockStart, Len: qemuLockLen}
+func lockedByQEMU(f *os.File) (bool, error) { return lockedRange(f, qemuLockStart, qemuLockLen) }
+
+// qemuLocks reports whether a running QEMU holds f at all (held), and whether it holds it
+// with write permission (written).
+func qemuLocks(f *os.File) (held, written bool, err error) {
+	if held, err = lockedByQEMU(f); err != nil || !held {
+		return held, false, err
+	}
+	written, err = lockedRange(f, qemuLockWrite, 1)
+	return held, written, err
+}
+
+func lockedRange(f *os.File, start, n int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: start, Len: n}
 	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk)
 	if err == unix.EINVAL {
-		lk = unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: qemuLockStart, Len: qemuLockLen}
+		lk = unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: start, Len: n}
 		err = unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk)
 	}
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -67,47 +65,6 @@ func checkQcow2Header(hdr []byte, fileSize int64) error {
 	}
 	return nil
 }
-
-// checkBacking makes sure a qcow2 image's backing file, if it names one, is a regular
-// file: go-qcow2reader opens it before crashkey sees it, and opening a FIFO or a device
-// named by a hostile image could block or read something that is not an image.
-func checkBacking(ra io.ReaderAt, hdr []byte) error {
-	off := binary.BigEndian.Uint64(hdr[8:])
-	n := binary.BigEndian.Uint32(hdr[16:])
-	if off == 0 {
-		return nil
-	}
-	if !backingAllowed {
-		return fmt.Errorf("backing files are disabled")
-	}
-	if n == 0 || n > 1023 || off > 1<<40 {
-		return fmt.Errorf("%w: qcow2 backing file name (offset %d, %d bytes) is invalid", ErrCorruptImage, off, n)
-	}
-	name := make([]byte, n)
-	if _, err := readFull(ra, name, int64(off)); err != nil {
-		return fmt.Errorf("%w: read qcow2 backing file name: %v", ErrCorruptImage, err)
-	}
-	p := string(name)
-	if !filepath.IsAbs(p) {
-		nm, ok := ra.(interface{ Name() string })
-		if !ok {
-			return fmt.Errorf("qcow2 backing file %q is relative, but the image has no file name to resolve it against", p)
-		}
-		p = filepath.Join(filepath.Dir(nm.Name()), p)
-	}
-	st, err := os.Stat(p)
-	if err != nil {
-		return fmt.Errorf("qcow2 backing file: %w; make it reachable (qemu-img info --backing-chain shows the chain; qemu-img rebase -u -b NEWPATH fixes a moved one) or flatten the image: qemu-img convert -O qcow2 IMAGE FLAT.qcow2", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("qcow2 backing file %s is not a regular file (%s); crashkey reads backing chains of image files only", p, st.Mode().Type())
-	}
-	return nil
-}
-
-// backingAllowed is switched off by the fuzz tests, so that fuzzed images cannot open
-// files of the machine running them.
-var backingAllowed = true
 
 // fullReader makes every Read fill p. go-qcow2reader asks a decompressor for at most the
 // rest of one cluster, and decompresses the cluster again for every short Read; filling p

@@ -24,6 +24,8 @@ type PreflightOptions struct {
 	ForceShare bool
 	// Partition selects the Windows volume by index; 0 finds it.
 	Partition int
+	// AllowBacking widens which backing files are followed (see disk.BackingPolicy).
+	AllowBacking disk.BackingPolicy
 	// MemoryMiB is the guest's memory size in MiB, to judge whether the dump fits in a
 	// fixed-size paging file; 0 when unknown.
 	MemoryMiB uint64
@@ -47,7 +49,7 @@ func Preflight(ctx context.Context, path string, opts PreflightOptions) (*Report
 		r.Hive = path
 		return r, nil
 	}
-	img, err := disk.Open(path, disk.Options{ForceShare: opts.ForceShare, Partition: opts.Partition})
+	img, err := disk.Open(path, disk.Options{ForceShare: opts.ForceShare, Partition: opts.Partition, AllowBacking: opts.AllowBacking, Context: ctx})
 	if err != nil {
 		return nil, fmt.Errorf("preflight: %w", err)
 	}
@@ -144,5 +146,5 @@ var ErrNoSystemHive = errors.New("no SYSTEM hive")
 func IsBadInput(err error) bool {
 	return errors.Is(err, disk.ErrUnsupportedFormat) || errors.Is(err, disk.ErrNoVolume) ||
 		errors.Is(err, disk.ErrPartitionTable) || errors.Is(err, ErrNoSystemHive) ||
-		errors.Is(err, ErrNotHive) || errors.Is(err, ErrNotSystemHive)
+		errors.Is(err, ErrNotHive) || errors.Is(err, ErrNotSystemHive) || errors.Is(err, disk.ErrBackingRefused)
 }

@@ -30,6 +30,8 @@ type Config struct {
 	Disk string
 	// Partition selects the Windows volume (0: found by itself).
 	Partition int
+	// AllowBacking widens which backing files of Disk are followed (see disk.BackingPolicy).
+	AllowBacking disk.BackingPolicy
 	// Trigger is how the crash is caused.
 	Trigger Trigger
 	// Hotkey is the hotkey for TriggerKeys (CrashOnCtrlScroll when zero).
@@ -278,7 +280,7 @@ func (j *job) run(ctx context.Context) error {
 
 func (j *job) preflight(ctx context.Context) (stop bool, err error) {
 	err = j.step("preflight", func(s *Step) error {
-		img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition})
+		img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
 		if err != nil {
 			return err
 		}
@@ -670,7 +672,7 @@ func (j *job) waitEvent(ctx context.Context, s *Step, done func() bool) error {
 
 // newest returns the newest valid dump on the disk that was not there before the trigger.
 func (j *job) newest(ctx context.Context) (*pull.Candidate, error) {
-	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition})
+	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
 	if err != nil {
 		return nil, err
 	}
@@ -694,7 +696,7 @@ func (j *job) newest(ctx context.Context) (*pull.Candidate, error) {
 
 // pullNew copies the newest dump out.
 func (j *job) pullNew(ctx context.Context) (*pull.Result, error) {
-	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition})
+	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
 	if err != nil {
 		return nil, err
 	}

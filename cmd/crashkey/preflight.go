@@ -20,6 +20,7 @@ func newPreflightCmd() *cobra.Command {
 		forceShare bool
 		partition  int
 		memory     uint64
+		img        imageFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "preflight IMAGE [hotkey flags] [--json]",
@@ -49,7 +50,7 @@ fire, 2 bad input, 3 the image could not be read.`,
 			if _, err := os.Stat(image); err != nil {
 				return usageErr(fmt.Errorf("preflight: %w", err))
 			}
-			opts := registry.PreflightOptions{ForceShare: forceShare, Partition: partition, MemoryMiB: memory}
+			opts := registry.PreflightOptions{ForceShare: forceShare, Partition: partition, MemoryMiB: memory, AllowBacking: img.policy()}
 			if hk.set(cmd) {
 				h, err := hk.hotkey(cmd)
 				if err != nil {
@@ -85,6 +86,7 @@ fire, 2 bad input, 3 the image could not be read.`,
 		},
 	}
 	hk.add(cmd)
+	addImageFlags(cmd, &img)
 	fs := cmd.Flags()
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&forceShare, "force-share", false, "read the image even while a running QEMU holds it (the result may be inconsistent)")

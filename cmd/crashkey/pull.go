@@ -26,6 +26,7 @@ type pullFlags struct {
 	json                           bool
 	partition                      int
 	dumpFile, minidumpDir, dedicat string
+	image                          imageFlags
 }
 
 func newPullCmd() *cobra.Command {
@@ -66,6 +67,7 @@ corrupt image, image in use by a running QEMU).`,
 	f.StringVar(&fl.dumpFile, "dump-file", "", `also look here, as the guest's CrashControl\DumpFile gives it (e.g. '%SystemRoot%\MEMORY.DMP')`)
 	f.StringVar(&fl.minidumpDir, "minidump-dir", "", `also look here for minidumps, as CrashControl\MinidumpDir gives it`)
 	f.StringVar(&fl.dedicat, "dedicated-dump-file", "", `also look for a dump at the start of this file, as CrashControl\DedicatedDumpFile gives it`)
+	addImageFlags(cmd, &fl.image)
 	cmd.MarkFlagsMutuallyExclusive("path", "minidumps", "list")
 	return cmd
 }
@@ -75,7 +77,7 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 	if fl.partition < 0 {
 		return usageErr(fmt.Errorf("pull: --partition %d: partitions are numbered from 1", fl.partition))
 	}
-	img, err := disk.Open(image, disk.Options{ForceShare: fl.share, Partition: fl.partition})
+	img, err := disk.Open(image, fl.image.options(cmd.Context(), disk.Options{ForceShare: fl.share, Partition: fl.partition}))
 	if err != nil {
 		return pullErr(err, fl)
 	}
@@ -230,7 +232,7 @@ func pullErr(err error, fl pullFlags) error {
 	case errors.Is(err, disk.ErrNoVolume) && fl.partition == 0:
 		return noErr(err)
 	case errors.Is(err, disk.ErrUnsupportedFormat), errors.Is(err, disk.ErrNoVolume),
-		errors.Is(err, disk.ErrBadPath), errors.Is(err, pull.ErrExists),
+		errors.Is(err, disk.ErrBadPath), errors.Is(err, pull.ErrExists), errors.Is(err, disk.ErrBackingRefused),
 		errors.Is(err, fs.ErrNotExist):
 		return usageErr(err)
 	}

@@ -17,6 +17,7 @@ func newRunCmd() *cobra.Command {
 	var (
 		tf                   targetFlags
 		hk                   hotkeyFlags
+		img                  imageFlags
 		agent, diskPath, out string
 		trigger, method      string
 		expect               string
@@ -71,7 +72,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 				return usageErr(fmt.Errorf("--method %q: want events or chord", method))
 			}
 			cfg := run.Config{
-				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, Trigger: trig, Hotkey: h,
+				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, AllowBacking: img.policy(), Trigger: trig, Hotkey: h,
 				Chord: method == "chord", Force: force, StopAfterCrash: stopAfter, Timeout: timeout,
 				CrashTimeout: crashTO, Poll: poll, OutDir: out, Overwrite: overwrite, Deep: deep,
 			}
@@ -114,6 +115,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 	}
 	tf.add(cmd)
 	hk.add(cmd)
+	addImageFlags(cmd, &img)
 	f := cmd.Flags()
 	f.StringVar(&agent, "agent", "", "QEMU guest agent socket for --trigger exec:CMD on a QMP target (unix:PATH)")
 	f.StringVar(&diskPath, "disk", "", "the guest's disk image (raw or qcow2): preflight it and pull the dump from it (read-only)")
