@@ -95,6 +95,8 @@ type Report struct {
 	Panic     *vm.PanicReport  `json:"panic,omitempty"`
 	Dump      *pull.Result     `json:"dump,omitempty"`
 	Check     *dump.Report     `json:"check,omitempty"`
+	// DomainDisk is the libvirt domain's disk that was read when no Disk was given.
+	DomainDisk *DomainImage `json:"domain_disk,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }

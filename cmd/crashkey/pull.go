@@ -16,6 +16,7 @@ import (
 	"github.com/crashkey/crashkey/disk"
 	"github.com/crashkey/crashkey/internal/units"
 	"github.com/crashkey/crashkey/pull"
+	"github.com/crashkey/crashkey/run"
 )
 
 func init() { register(newPullCmd) }
@@ -27,12 +28,13 @@ type pullFlags struct {
 	partition                      int
 	dumpFile, minidumpDir, dedicat string
 	image                          imageFlags
+	dom                            domainDiskFlags
 }
 
 func newPullCmd() *cobra.Command {
 	var fl pullFlags
 	cmd := &cobra.Command{
-		Use:   "pull IMAGE",
+		Use:   "pull (IMAGE | --libvirt URI --domain NAME)",
 		Short: "Copy the crash dump out of a guest's disk image (raw or qcow2), read-only",
 		Long: `pull finds the crash dump inside a Windows guest's disk image and copies it out, without
 writing a byte to the image. It reads raw and qcow2 images (compressed clusters, backing
@@ -47,13 +49,25 @@ temporary file and renamed into place, and its sha256 is printed.
 
 Exit codes: 0 pulled or listed; 1 no dump found; 2 bad input (unsupported image format,
 unknown path or partition, output exists without --force); 3 the operation failed (I/O error,
-corrupt image, image in use by a running QEMU).`,
+corrupt image, image in use by a running QEMU).
+
+With --libvirt URI --domain NAME it reads the disk of a libvirt domain instead: the one of its
+disks that holds \Windows, as a local file when the daemon runs here, otherwise through
+libvirt's storage API (only the byte ranges the reader needs travel; the disk's directory must
+be a storage pool on that host). A running domain needs --force-share.`,
 		Example: `  crashkey pull win.qcow2 --out dumps/
   crashkey pull win.qcow2 --list
   crashkey pull win.qcow2 --minidumps --json
-  crashkey pull win.img --path 'Windows\System32\config\SYSTEM' --partition 3`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runPull(cmd, args[0], fl) },
+  crashkey pull win.img --path 'Windows\System32\config\SYSTEM' --partition 3
+  crashkey pull --libvirt qemu+ssh://admin@host7/system --domain win11 --out dumps/`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			image, err := fl.dom.image(args)
+			if err != nil {
+				return err
+			}
+			return runPull(cmd, image, fl)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&fl.out, "out", "o", "", "directory to write the file to (default: the current directory)")
@@ -68,6 +82,7 @@ corrupt image, image in use by a running QEMU).`,
 	f.StringVar(&fl.minidumpDir, "minidump-dir", "", `also look here for minidumps, as CrashControl\MinidumpDir gives it`)
 	f.StringVar(&fl.dedicat, "dedicated-dump-file", "", `also look for a dump at the start of this file, as CrashControl\DedicatedDumpFile gives it`)
 	addImageFlags(cmd, &fl.image)
+	fl.dom.add(cmd)
 	cmd.MarkFlagsMutuallyExclusive("path", "minidumps", "list")
 	return cmd
 }
@@ -77,11 +92,30 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 	if fl.partition < 0 {
 		return usageErr(fmt.Errorf("pull: --partition %d: partitions are numbered from 1", fl.partition))
 	}
-	img, err := disk.Open(image, fl.image.options(cmd.Context(), disk.Options{ForceShare: fl.share, Partition: fl.partition}))
-	if err != nil {
-		return pullErr(err, fl)
+	opts := fl.image.options(cmd.Context(), disk.Options{ForceShare: fl.share, Partition: fl.partition})
+	var img *disk.Image
+	var err error
+	if image == "" {
+		var closeAll func()
+		var di *run.DomainImage
+		img, di, closeAll, err = fl.dom.open(cmd.Context(), stderr, fl.share, opts)
+		if err != nil {
+			return pullErr(err, fl)
+		}
+		defer closeAll()
+		if di.Remote {
+			defer func() {
+				fmt.Fprintf(stderr, "remote: %s read through libvirt's storage API: %d bytes downloaded, %d bytes received on the connection\n",
+					di.Disk.Path, di.Volume.Fetched(), di.Volume.Storage().BytesReceived())
+			}()
+		}
+	} else {
+		img, err = disk.Open(image, opts)
+		if err != nil {
+			return pullErr(err, fl)
+		}
+		defer img.Close()
 	}
-	defer img.Close()
 	for _, w := range img.Warnings() {
 		fmt.Fprintln(stderr, "crashkey: warning: "+w)
 	}
@@ -89,17 +123,17 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 	if fl.list {
 		return pullList(stdout, img, src, fl)
 	}
-	opts := pull.Options{OutDir: fl.out, Path: fl.path, Force: fl.force, Sources: src}
+	popts := pull.Options{OutDir: fl.out, Path: fl.path, Force: fl.force, Sources: src}
 	bar := newPullProgress(stderr)
 	if bar != nil {
-		opts.Progress = bar.update
+		popts.Progress = bar.update
 	}
 	var results []*pull.Result
 	if fl.minidumps {
-		results, err = pull.PullMinidumps(cmd.Context(), img, opts)
+		results, err = pull.PullMinidumps(cmd.Context(), img, popts)
 	} else {
 		var r *pull.Result
-		r, err = pull.Pull(cmd.Context(), img, opts)
+		r, err = pull.Pull(cmd.Context(), img, popts)
 		if r != nil {
 			results = append(results, r)
 		}
@@ -226,7 +260,10 @@ func pullListJSON(w io.Writer, img *disk.Image, volume int, cands []pull.Candida
 
 // pullErr maps library errors to exit codes.
 func pullErr(err error, fl pullFlags) error {
+	var ee *exitError
 	switch {
+	case errors.As(err, &ee):
+		return err
 	case errors.Is(err, pull.ErrNoDump):
 		return noErr(err)
 	case errors.Is(err, disk.ErrNoVolume) && fl.partition == 0:

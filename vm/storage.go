@@ -1,0 +1,403 @@
+package vm
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+)
+
+// DomainDisk is one <disk> of a libvirt domain.
+type DomainDisk struct {
+	// Target is the guest's device name ("vda", "sda").
+	Target string `json:"target"`
+	// Bus is the target bus ("virtio", "sata", …).
+	Bus string `json:"bus,omitempty"`
+	// Device is "disk", "cdrom", "floppy" or "lun".
+	Device string `json:"device"`
+	// Type is the source type: "file", "block", "volume", "network", …
+	Type string `json:"type"`
+	// Format is the driver's format ("qcow2", "raw").
+	Format string `json:"format,omitempty"`
+	// Path is the source file or block device on the daemon's host (for volumes: the pool
+	// and volume).
+	Path string `json:"path"`
+	// Pool and Volume name a <source pool='' volume=''/>.
+	Pool   string `json:"pool,omitempty"`
+	Volume string `json:"volume,omitempty"`
+	// ReadOnly is <readonly/>.
+	ReadOnly bool `json:"readonly,omitempty"`
+}
+
+// ParseDomainDisks returns the disks of a libvirt domain XML in document order.
+func ParseDomainDisks(doc []byte) ([]DomainDisk, error) {
+	var d struct {
+		Devices struct {
+			Disks []struct {
+				Type   string `xml:"type,attr"`
+				Device string `xml:"device,attr"`
+				Driver struct {
+					Type string `xml:"type,attr"`
+				} `xml:"driver"`
+				Source struct {
+					File   string `xml:"file,attr"`
+					Dev    string `xml:"dev,attr"`
+					Pool   string `xml:"pool,attr"`
+					Volume string `xml:"volume,attr"`
+					Name   string `xml:"name,attr"`
+				} `xml:"source"`
+				Target struct {
+					Dev string `xml:"dev,attr"`
+					Bus string `xml:"bus,attr"`
+				} `xml:"target"`
+				ReadOnly *struct{} `xml:"readonly"`
+			} `xml:"disk"`
+		} `xml:"devices"`
+	}
+	if err := xml.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("domain xml: %w", err)
+	}
+	var out []DomainDisk
+	for _, x := range d.Devices.Disks {
+		dd := DomainDisk{Target: x.Target.Dev, Bus: x.Target.Bus, Device: x.Device, Type: x.Type,
+			Format: x.Driver.Type, ReadOnly: x.ReadOnly != nil, Pool: x.Source.Pool, Volume: x.Source.Volume}
+		if dd.Device == "" {
+			dd.Device = "disk"
+		}
+		switch x.Type {
+		case "file", "":
+			dd.Path = x.Source.File
+		case "block":
+			dd.Path = x.Source.Dev
+		case "volume":
+			dd.Path = x.Source.Pool + "/" + x.Source.Volume
+		default:
+			dd.Path = x.Source.Name
+		}
+		out = append(out, dd)
+	}
+	return out, nil
+}
+
+// storageAPI is the storage part of *libvirt.Libvirt; tests fake it.
+type storageAPI interface {
+	StorageVolLookupByPath(path string) (libvirt.StorageVol, error)
+	StoragePoolLookupByName(name string) (libvirt.StoragePool, error)
+	StorageVolLookupByName(pool libvirt.StoragePool, name string) (libvirt.StorageVol, error)
+	StorageVolGetPath(vol libvirt.StorageVol) (string, error)
+	StorageVolGetInfoFlags(vol libvirt.StorageVol, flags uint32) (int8, uint64, uint64, error)
+	StorageVolDownload(vol libvirt.StorageVol, w io.Writer, offset, length uint64, flags libvirt.StorageVolDownloadFlags) error
+}
+
+// Storage reads a libvirt domain's disks: their definitions from the domain XML and, when
+// the daemon is remote, their bytes through libvirt's storage API.
+type Storage struct {
+	t *libvirtTarget
+}
+
+// OpenStorage returns the storage of t, which must be a libvirt target.
+func OpenStorage(t Target) (*Storage, error) {
+	lt, ok := t.(*libvirtTarget)
+	if !ok {
+		return nil, fmt.Errorf("%s: the disk can be found through libvirt only; give the image with --disk", t.Describe())
+	}
+	return &Storage{t: lt}, nil
+}
+
+// Local is true when the daemon runs on this machine (a unix socket URI), so that the disk
+// paths of its domains are local files.
+func (s *Storage) Local() bool { return !s.t.parsed.IsRemote() }
+
+// BytesReceived is the number of bytes the libvirt connection has received so far (RPC
+// framing included): what crossed the network.
+func (s *Storage) BytesReceived() int64 { return s.t.rx.n.Load() }
+
+// Disks are the domain's disks (devices "disk" first, in document order).
+func (s *Storage) Disks(ctx context.Context) ([]DomainDisk, error) {
+	var doc string
+	err := s.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
+		var err error
+		doc, err = api.DomainGetXMLDesc(dom, 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the domain XML: %w", s.t.Describe(), err)
+	}
+	disks, err := ParseDomainDisks([]byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(disks, func(i, j int) bool { return disks[i].Device == "disk" && disks[j].Device != "disk" })
+	return disks, nil
+}
+
+func (s *Storage) api() (storageAPI, error) {
+	api, _ := s.t.current()
+	sa, ok := api.(storageAPI)
+	if !ok {
+		return nil, errors.New("this libvirt connection has no storage API")
+	}
+	return sa, nil
+}
+
+// ErrNoPool: a disk path lies in no storage pool of the daemon, so the storage API cannot
+// read it.
+var ErrNoPool = errors.New("the disk is in no storage pool")
+
+// VolumeOptions tune a Volume's reads.
+type VolumeOptions struct {
+	// BlockSize is the unit of download and caching (default 1 MiB).
+	BlockSize int
+	// CacheBlocks bounds the cache (default 24 blocks); sequential reads fetch up to
+	// CacheBlocks/3 blocks in one download.
+	CacheBlocks int
+}
+
+// OpenVolume opens the storage volume at path on the daemon's host (virStorageVolLookupByPath).
+func (s *Storage) OpenVolume(ctx context.Context, p string, opts VolumeOptions) (*Volume, error) {
+	sa, err := s.api()
+	if err != nil {
+		return nil, err
+	}
+	var vol libvirt.StorageVol
+	err = s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+		var err error
+		vol, err = sa.StorageVolLookupByPath(p)
+		return err
+	})
+	if err != nil {
+		if libvirt.IsNotFound(err) || strings.Contains(err.Error(), "no storage vol") {
+			dir := path.Dir(p)
+			return nil, fmt.Errorf("%s: disk %s: %w, so libvirt cannot serve its bytes; fix: define a pool on its directory on that host: virsh -c '%s' pool-define-as crashkey-%s dir --target %s && virsh -c '%s' pool-start crashkey-%s",
+				s.t.uri, p, ErrNoPool, s.t.uri, path.Base(dir), dir, s.t.uri, path.Base(dir))
+		}
+		return nil, fmt.Errorf("%s: disk %s: looking up its storage volume: %w", s.t.uri, p, err)
+	}
+	return s.openVol(ctx, sa, vol, p, opts)
+}
+
+// OpenPoolVolume opens volume name of pool (a <source pool volume/> disk).
+func (s *Storage) OpenPoolVolume(ctx context.Context, pool, name string, opts VolumeOptions) (*Volume, error) {
+	sa, err := s.api()
+	if err != nil {
+		return nil, err
+	}
+	var vol libvirt.StorageVol
+	var p string
+	err = s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+		pl, err := sa.StoragePoolLookupByName(pool)
+		if err != nil {
+			return err
+		}
+		if vol, err = sa.StorageVolLookupByName(pl, name); err != nil {
+			return err
+		}
+		p, err = sa.StorageVolGetPath(vol)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: volume %s in pool %s: %w", s.t.uri, name, pool, err)
+	}
+	return s.openVol(ctx, sa, vol, p, opts)
+}
+
+func (s *Storage) openVol(ctx context.Context, sa storageAPI, vol libvirt.StorageVol, p string, opts VolumeOptions) (*Volume, error) {
+	var physical uint64
+	err := s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+		var err error
+		_, _, physical, err = sa.StorageVolGetInfoFlags(vol, uint32(libvirt.StorageVolGetPhysical))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: volume %s: size: %w", s.t.uri, p, err)
+	}
+	v := newVolume(p, int64(physical), opts, func(w io.Writer, off, n int64) error {
+		timeout := s.t.opts.Timeout + time.Duration(n>>20)*time.Second
+		return withDeadline(ctx, timeout, func() error {
+			return sa.StorageVolDownload(vol, w, uint64(off), uint64(n), 0)
+		}, func() {
+			api, _ := s.t.current()
+			go api.Disconnect()
+		})
+	})
+	v.storage = s
+	return v, nil
+}
+
+// Volume is a storage volume read through virStorageVolDownload, by byte ranges, behind a
+// bounded block cache: an io.ReaderAt with Size and Name (a disk.Source). Only the blocks a
+// reader asks for travel; runs of sequential misses are fetched in one download. It never
+// writes to the volume. Safe for concurrent use (reads are serialized).
+//
+// Downloads are plain streams: go-libvirt's stream reader cannot tell the hole packets of
+// VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM from data, so that flag is not used.
+type Volume struct {
+	name    string
+	size    int64
+	bs      int64
+	max     int
+	fetch   func(w io.Writer, off, n int64) error
+	storage *Storage
+
+	mu       sync.Mutex
+	blocks   map[int64]*cblock
+	tick     uint64
+	lastMiss int64
+	run      int
+	fetched  int64
+}
+
+type cblock struct {
+	data []byte
+	used uint64
+}
+
+func newVolume(name string, size int64, opts VolumeOptions, fetch func(w io.Writer, off, n int64) error) *Volume {
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = 1 << 20
+	}
+	if opts.CacheBlocks <= 0 {
+		opts.CacheBlocks = 24
+	}
+	if opts.CacheBlocks < 3 {
+		opts.CacheBlocks = 3
+	}
+	return &Volume{name: name, size: size, bs: int64(opts.BlockSize), max: opts.CacheBlocks, fetch: fetch,
+		blocks: map[int64]*cblock{}, lastMiss: -2}
+}
+
+// Name is the volume's path on the daemon's host.
+func (v *Volume) Name() string { return v.name }
+
+// Size is the volume's physical size (the file's length).
+func (v *Volume) Size() int64 { return v.size }
+
+// Fetched is the number of volume bytes downloaded so far.
+func (v *Volume) Fetched() int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.fetched
+}
+
+// Storage is the storage the volume was opened from (to open its backing files).
+func (v *Volume) Storage() *Storage { return v.storage }
+
+// Close drops the cache. The connection belongs to the target.
+func (v *Volume) Close() error {
+	v.mu.Lock()
+	v.blocks = map[int64]*cblock{}
+	v.mu.Unlock()
+	return nil
+}
+
+// ReadAt reads len(p) bytes at off; past the end it returns io.EOF as os.File does.
+func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("volume %s: negative offset", v.name)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= v.size {
+			return n, io.EOF
+		}
+		b, err := v.block(pos / v.bs)
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], b.data[pos%v.bs:])
+	}
+	return n, nil
+}
+
+// block returns cached block i, downloading it (with the next ones, when reads run
+// sequentially) on a miss.
+func (v *Volume) block(i int64) (*cblock, error) {
+	v.tick++
+	if b, ok := v.blocks[i]; ok {
+		b.used = v.tick
+		return b, nil
+	}
+	// Sequential misses widen the download: 1, 2, 4, … blocks, up to a third of the cache.
+	if i == v.lastMiss+1 {
+		v.run = min(max(v.run*2, 2), v.max/3)
+	} else {
+		v.run = 1
+	}
+	count := int64(v.run)
+	for j := int64(1); j < count; j++ {
+		if _, ok := v.blocks[i+j]; ok || (i+j)*v.bs >= v.size {
+			count = j
+			break
+		}
+	}
+	off := i * v.bs
+	n := min(count*v.bs, v.size-off)
+	buf := make([]byte, n)
+	w := &rangeWriter{buf: buf}
+	if err := v.fetch(w, off, n); err != nil {
+		return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, n, off, err)
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("volume %s: download at %d: %w", v.name, off, w.err)
+	}
+	if int64(w.n) != n {
+		return nil, fmt.Errorf("volume %s: short download: %d of %d bytes at %d (the volume shrank, or the stream ended early)", v.name, w.n, n, off)
+	}
+	v.fetched += n
+	v.lastMiss = i + count - 1
+	for j := int64(0); j < count; j++ {
+		end := min((j+1)*v.bs, n)
+		v.put(i+j, buf[j*v.bs:end:end])
+	}
+	return v.blocks[i], nil
+}
+
+// put caches a block, evicting the least recently used ones beyond the bound.
+func (v *Volume) put(i int64, data []byte) {
+	v.tick++
+	v.blocks[i] = &cblock{data: data, used: v.tick}
+	for len(v.blocks) > v.max {
+		var oldest int64 = -1
+		var ot uint64
+		for k, b := range v.blocks {
+			if k != i && (oldest < 0 || b.used < ot) {
+				oldest, ot = k, b.used
+			}
+		}
+		delete(v.blocks, oldest)
+	}
+}
+
+// cached is the number of blocks held (tests).
+func (v *Volume) cached() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.blocks)
+}
+
+// rangeWriter collects one download into buf and refuses more bytes than asked for.
+type rangeWriter struct {
+	buf []byte
+	n   int
+	err error
+}
+
+func (w *rangeWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.buf)-w.n {
+		w.err = fmt.Errorf("the stream sent more than the %d bytes asked for", len(w.buf))
+		return 0, w.err
+	}
+	w.n += copy(w.buf[w.n:], p)
+	return len(p), nil
+}
