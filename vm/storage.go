@@ -244,7 +244,7 @@ type Volume struct {
 	size    int64
 	bs      int64
 	max     int
-	fetch   func(w io.Writer, off, n int64) error
+	fetch   DownloadFunc
 	storage *Storage
 
 	mu       sync.Mutex
@@ -260,7 +260,16 @@ type cblock struct {
 	used uint64
 }
 
-func newVolume(name string, size int64, opts VolumeOptions, fetch func(w io.Writer, off, n int64) error) *Volume {
+// DownloadFunc writes the n bytes of a volume at off to w (virStorageVolDownload).
+type DownloadFunc func(w io.Writer, off, n int64) error
+
+// NewVolume is a Volume of size bytes read through fetch: OpenVolume's reader over any
+// ranged download (tests use it with a fake stream).
+func NewVolume(name string, size int64, opts VolumeOptions, fetch DownloadFunc) *Volume {
+	return newVolume(name, size, opts, fetch)
+}
+
+func newVolume(name string, size int64, opts VolumeOptions, fetch DownloadFunc) *Volume {
 	if opts.BlockSize <= 0 {
 		opts.BlockSize = 1 << 20
 	}
