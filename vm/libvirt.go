@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -494,4 +495,41 @@ func (t *libvirtTarget) PreparePanic(ctx context.Context) (PanicReport, error) {
 		rep.Warnings = append(rep.Warnings, w)
 	}
 	return rep, nil
+}
+
+// ListDomains connects to the libvirt daemon at uri and returns the names of all its
+// domains, running or not, sorted.
+func ListDomains(ctx context.Context, uri string, opts Options) ([]string, error) {
+	u, err := ParseLibvirtURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := withDefaultDeadline(ctx, opts.Timeout)
+	defer cancel()
+	var names []string
+	err = withDeadline(ctx, opts.Timeout, func() error {
+		l, err := dialLibvirt(ctx, u, &byteCounter{})
+		if err != nil {
+			return err
+		}
+		defer l.Disconnect()
+		doms, _, err := l.ConnectListAllDomains(1, 0)
+		if err != nil {
+			return &ConnectError{URI: u.String(), Step: StepDomain, Err: fmt.Errorf("listing domains: %w", err)}
+		}
+		for _, d := range doms {
+			names = append(names, d.Name)
+		}
+		return nil
+	}, func() {})
+	if err != nil {
+		var ce *ConnectError
+		if !errors.As(err, &ce) {
+			err = &ConnectError{URI: u.String(), Step: StepLibvirtAuth, Err: err, Fix: "the daemon did not answer in time (--rpc-timeout)"}
+		}
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
 }
