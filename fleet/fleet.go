@@ -251,7 +251,7 @@ func Run(ctx context.Context, targets []Target, opts Options, job Job, done func
 				defer func() { <-sem }()
 				switch {
 				case t.Err != nil:
-					r = Result{Code: opts.Failed, Summary: "unreachable", Error: t.Err.Error()}
+					r = Result{Code: opts.Failed, Summary: "unreachable: " + t.Err.Error(), Error: t.Err.Error()}
 				case ctx.Err() != nil:
 					r = Result{Code: 130, Summary: "not started: interrupted", Error: ctx.Err().Error()}
 				default:

@@ -66,8 +66,7 @@ func runTargets(cmd *cobra.Command, tf *targetFlags, asJSON bool, defTimeout tim
 	}
 	done := func(r fleet.Result) {
 		if asJSON {
-			b, _ := json.Marshal(r)
-			fmt.Fprintf(w, "%s\n", b)
+			writeFleetLine(w, r)
 			return
 		}
 		fmt.Fprintf(w, "%-7s %s: %s\n", resultMark(r.Code), r.Target, oneLine(r.Summary))
@@ -75,10 +74,9 @@ func runTargets(cmd *cobra.Command, tf *targetFlags, asJSON bool, defTimeout tim
 	results := fleet.Run(ctx, ts, fleet.Options{Parallel: tf.parallel, Timeout: timeout, Failed: ExitFailed}, job, done)
 	sum := fleet.Summarize(results)
 	if asJSON {
-		b, _ := json.Marshal(struct {
+		writeFleetLine(w, struct {
 			Summary fleet.Summary `json:"summary"`
 		}{sum})
-		fmt.Fprintf(w, "%s\n", b)
 	} else {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -129,4 +127,11 @@ func jsonReport(b []byte) any {
 		vals = append(vals, v)
 	}
 	return vals
+}
+
+// writeFleetLine writes v as one line of JSON, HTML characters as they are.
+func writeFleetLine(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
