@@ -121,7 +121,8 @@ func startRemoteDomain(t *testing.T, ctx context.Context, h *remoteHost, name st
 // the storage API; then pull and preflight of those disks over ssh, tls and tcp, byte-identical
 // to a local pull, also through a qcow2 overlay whose backing file is found through the pool.
 func TestRemote(t *testing.T) {
-	ctx := testCtx(t, 9*time.Minute)
+	t.Parallel()
+	ctx := testCtx(t, 10*time.Minute)
 	h := startRemote(t, ctx)
 
 	// The three stand-in disks live in one directory, which becomes a storage pool.
@@ -298,7 +299,7 @@ func remoteFleetRun(t *testing.T, ctx context.Context, h *remoteHost, guests map
 	}
 	out := t.TempDir()
 	start := time.Now()
-	stdout, stderr, code := crashkey(t, ctx, "run", "--targets", targets, "--parallel", "3", "--json", "--out", out, "--poll", "1s", "--timeout", "4m")
+	stdout, stderr, code := crashkey(t, ctx, "run", "--targets", targets, "--parallel", "3", "--json", "--out", out, "--poll", "1s", "--timeout", "5m")
 	t.Logf("fleet run: exit %d in %v\n%s", code, time.Since(start).Round(100*time.Millisecond), stderr)
 	if code != 3 {
 		t.Errorf("fleet run: exit %d, want 3 (the worst: one target unreachable)", code)

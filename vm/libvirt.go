@@ -40,6 +40,8 @@ type libvirtTarget struct {
 	dial   func(ctx context.Context) (libvirtAPI, error)
 	rx     *byteCounter // bytes received on the connection
 
+	storage *Storage // OpenStorage's, closed with the target (under mu)
+
 	mu  sync.Mutex
 	api libvirtAPI
 	dom libvirt.Domain
@@ -194,6 +196,12 @@ func (t *libvirtTarget) reconnect(ctx context.Context) error {
 }
 
 func (t *libvirtTarget) Close() error {
+	t.mu.Lock()
+	st := t.storage
+	t.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
 	api, _ := t.current()
 	return withDeadline(context.Background(), t.opts.Timeout, api.Disconnect, func() {})
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
@@ -98,27 +99,39 @@ type storageAPI interface {
 }
 
 // Storage reads a libvirt domain's disks: their definitions from the domain XML and, when
-// the daemon is remote, their bytes through libvirt's storage API.
+// the daemon is remote, their bytes through libvirt's storage API. The storage API has a
+// connection of its own (dialled on first use, redialled after a failure), so that a stalled
+// download never takes the target's control connection (its events, its keys) down with it.
 type Storage struct {
-	t *libvirtTarget
+	t  *libvirtTarget
+	rx byteCounter
+
+	mu sync.Mutex
+	lv *libvirt.Libvirt
 }
 
-// OpenStorage returns the storage of t, which must be a libvirt target.
+// OpenStorage returns the storage of t, which must be a libvirt target. It is shared by every
+// caller and closed with the target.
 func OpenStorage(t Target) (*Storage, error) {
 	lt, ok := t.(*libvirtTarget)
 	if !ok {
 		return nil, fmt.Errorf("%s: the disk can be found through libvirt only; give the image with --disk", t.Describe())
 	}
-	return &Storage{t: lt}, nil
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.storage == nil {
+		lt.storage = &Storage{t: lt}
+	}
+	return lt.storage, nil
 }
 
 // Local is true when the daemon runs on this machine (a unix socket URI), so that the disk
 // paths of its domains are local files.
 func (s *Storage) Local() bool { return !s.t.parsed.IsRemote() }
 
-// BytesReceived is the number of bytes the libvirt connection has received so far (RPC
-// framing included): what crossed the network.
-func (s *Storage) BytesReceived() int64 { return s.t.rx.n.Load() }
+// BytesReceived is the number of bytes the storage connection has received so far (RPC
+// framing included): what crossed the network for the disk.
+func (s *Storage) BytesReceived() int64 { return s.rx.n.Load() }
 
 // Disks are the domain's disks (devices "disk" first, in document order).
 func (s *Storage) Disks(ctx context.Context) ([]DomainDisk, error) {
@@ -139,13 +152,67 @@ func (s *Storage) Disks(ctx context.Context) ([]DomainDisk, error) {
 	return disks, nil
 }
 
-func (s *Storage) api() (storageAPI, error) {
-	api, _ := s.t.current()
-	sa, ok := api.(storageAPI)
-	if !ok {
-		return nil, errors.New("this libvirt connection has no storage API")
+// conn returns the storage connection, dialling it when there is none.
+func (s *Storage) conn(ctx context.Context) (*libvirt.Libvirt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lv != nil && s.lv.IsConnected() {
+		return s.lv, nil
 	}
-	return sa, nil
+	ctx, cancel := withDefaultDeadline(ctx, s.t.opts.Timeout)
+	defer cancel()
+	var lv *libvirt.Libvirt
+	err := withDeadline(ctx, s.t.opts.Timeout, func() error {
+		var err error
+		lv, err = dialLibvirt(ctx, s.t.parsed, &s.rx)
+		return err
+	}, func() {})
+	if err != nil {
+		return nil, fmt.Errorf("storage connection: %w", err)
+	}
+	s.lv = lv
+	return lv, nil
+}
+
+// drop closes lv if it is still the storage connection (after a failure or a stall).
+func (s *Storage) drop(lv *libvirt.Libvirt) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lv == lv && lv != nil {
+		go lv.Disconnect()
+		s.lv = nil
+	}
+}
+
+// Close ends the storage connection.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	lv := s.lv
+	s.lv = nil
+	s.mu.Unlock()
+	if lv != nil {
+		return withDeadline(context.Background(), s.t.opts.Timeout, lv.Disconnect, func() {})
+	}
+	return nil
+}
+
+// do runs f on the storage connection with the target's deadline; a failure that is not
+// libvirtd's answer drops the connection and f is tried once more on a new one.
+func (s *Storage) do(ctx context.Context, f func(sa storageAPI) error) error {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var lv *libvirt.Libvirt
+		if lv, err = s.conn(ctx); err != nil {
+			return err
+		}
+		err = withDeadline(ctx, s.t.opts.Timeout, func() error { return f(lv) }, func() { s.drop(lv) })
+		var lerr libvirt.Error
+		if err == nil || errors.As(err, &lerr) || ctx.Err() != nil {
+			return err
+		}
+		s.drop(lv)
+	}
+	return err
 }
 
 // ErrNoPool: a disk path lies in no storage pool of the daemon, so the storage API cannot
@@ -163,12 +230,8 @@ type VolumeOptions struct {
 
 // OpenVolume opens the storage volume at path on the daemon's host (virStorageVolLookupByPath).
 func (s *Storage) OpenVolume(ctx context.Context, p string, opts VolumeOptions) (*Volume, error) {
-	sa, err := s.api()
-	if err != nil {
-		return nil, err
-	}
 	var vol libvirt.StorageVol
-	err = s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+	err := s.do(ctx, func(sa storageAPI) error {
 		var err error
 		vol, err = sa.StorageVolLookupByPath(p)
 		return err
@@ -181,18 +244,14 @@ func (s *Storage) OpenVolume(ctx context.Context, p string, opts VolumeOptions) 
 		}
 		return nil, fmt.Errorf("%s: disk %s: looking up its storage volume: %w", s.t.uri, p, err)
 	}
-	return s.openVol(ctx, sa, vol, p, opts)
+	return s.openVol(ctx, vol, p, opts)
 }
 
 // OpenPoolVolume opens volume name of pool (a <source pool volume/> disk).
 func (s *Storage) OpenPoolVolume(ctx context.Context, pool, name string, opts VolumeOptions) (*Volume, error) {
-	sa, err := s.api()
-	if err != nil {
-		return nil, err
-	}
 	var vol libvirt.StorageVol
 	var p string
-	err = s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+	err := s.do(ctx, func(sa storageAPI) error {
 		pl, err := sa.StoragePoolLookupByName(pool)
 		if err != nil {
 			return err
@@ -206,12 +265,12 @@ func (s *Storage) OpenPoolVolume(ctx context.Context, pool, name string, opts Vo
 	if err != nil {
 		return nil, fmt.Errorf("%s: volume %s in pool %s: %w", s.t.uri, name, pool, err)
 	}
-	return s.openVol(ctx, sa, vol, p, opts)
+	return s.openVol(ctx, vol, p, opts)
 }
 
-func (s *Storage) openVol(ctx context.Context, sa storageAPI, vol libvirt.StorageVol, p string, opts VolumeOptions) (*Volume, error) {
+func (s *Storage) openVol(ctx context.Context, vol libvirt.StorageVol, p string, opts VolumeOptions) (*Volume, error) {
 	var physical uint64
-	err := s.t.call(ctx, func(libvirtAPI, libvirt.Domain) error {
+	err := s.do(ctx, func(sa storageAPI) error {
 		var err error
 		_, _, physical, err = sa.StorageVolGetInfoFlags(vol, uint32(libvirt.StorageVolGetPhysical))
 		return err
@@ -220,16 +279,61 @@ func (s *Storage) openVol(ctx context.Context, sa storageAPI, vol libvirt.Storag
 		return nil, fmt.Errorf("%s: volume %s: size: %w", s.t.uri, p, err)
 	}
 	v := newVolume(p, int64(physical), opts, func(w io.Writer, off, n int64) error {
-		timeout := s.t.opts.Timeout + time.Duration(n>>20)*time.Second
-		return withDeadline(ctx, timeout, func() error {
-			return sa.StorageVolDownload(vol, w, uint64(off), uint64(n), 0)
-		}, func() {
-			api, _ := s.t.current()
-			go api.Disconnect()
-		})
+		lv, err := s.conn(ctx)
+		if err != nil {
+			return err
+		}
+		pw := &progressWriter{w: w}
+		err = withStallTimeout(ctx, s.t.opts.Timeout, pw, func() error {
+			return lv.StorageVolDownload(vol, pw, uint64(off), uint64(n), 0)
+		}, func() { s.drop(lv) })
+		var lerr libvirt.Error
+		if err != nil && !errors.As(err, &lerr) {
+			s.drop(lv)
+		}
+		return err
 	})
 	v.storage = s
 	return v, nil
+}
+
+// progressWriter counts what went through it.
+type progressWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n.Add(int64(n))
+	return n, err
+}
+
+// withStallTimeout runs f (a stream) until it returns, ctx ends or no byte arrives for stall:
+// a long download is fine as long as it moves. On a stall or ctx's end it calls abort (which
+// must unblock f) and returns an error.
+func withStallTimeout(ctx context.Context, stall time.Duration, pw *progressWriter, f func() error, abort func()) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	tick := time.NewTicker(max(stall/8, 10*time.Millisecond))
+	defer tick.Stop()
+	last, since := pw.n.Load(), time.Now()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			abort()
+			return fmt.Errorf("download: %w", ctx.Err())
+		case <-tick.C:
+			if n := pw.n.Load(); n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) > stall {
+				abort()
+				return fmt.Errorf("the download stalled: no data for %v after %d bytes", stall, last)
+			}
+		}
+	}
 }
 
 // Volume is a storage volume read through virStorageVolDownload, by byte ranges, behind a
@@ -352,9 +456,19 @@ func (v *Volume) block(i int64) (*cblock, error) {
 	}
 	off := i * v.bs
 	n := min(count*v.bs, v.size-off)
-	buf := make([]byte, n)
-	w := &rangeWriter{buf: buf}
-	if err := v.fetch(w, off, n); err != nil {
+	var buf []byte
+	var w *rangeWriter
+	var err error
+	// A failed download is tried once more (the storage connection is redialled), each time
+	// into a new buffer: an aborted stream may still be writing into the old one.
+	for attempt := 0; attempt < 2; attempt++ {
+		buf = make([]byte, n)
+		w = &rangeWriter{buf: buf}
+		if err = v.fetch(w, off, n); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, n, off, err)
 	}
 	if w.err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 )
@@ -176,5 +177,33 @@ func TestParseDomainDisks(t *testing.T) {
 	}
 	if _, err := ParseDomainDisks([]byte("<domain><devices><disk")); err == nil {
 		t.Error("truncated XML: no error")
+	}
+}
+
+// TestStallTimeout: a slow download that keeps moving runs past the stall bound; one that
+// stops is aborted.
+func TestStallTimeout(t *testing.T) {
+	ctx := t.Context()
+	var buf bytes.Buffer
+	pw := &progressWriter{w: &buf}
+	err := withStallTimeout(ctx, 100*time.Millisecond, pw, func() error {
+		for i := 0; i < 8; i++ { // 400 ms in all, never 100 ms without data
+			time.Sleep(50 * time.Millisecond)
+			pw.Write([]byte("x"))
+		}
+		return nil
+	}, func() { t.Error("a moving stream was aborted") })
+	if err != nil || buf.Len() != 8 {
+		t.Fatalf("moving stream: %v, %d bytes", err, buf.Len())
+	}
+	aborted := make(chan struct{})
+	pw = &progressWriter{w: io.Discard}
+	err = withStallTimeout(ctx, 100*time.Millisecond, pw, func() error {
+		pw.Write([]byte("xy"))
+		<-aborted
+		return libvirt.ErrInterrupted
+	}, func() { close(aborted) })
+	if err == nil || !strings.Contains(err.Error(), "stalled: no data for 100ms after 2 bytes") {
+		t.Fatalf("stalled stream: %v", err)
 	}
 }
