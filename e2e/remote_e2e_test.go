@@ -87,33 +87,6 @@ func startRemote(t *testing.T, ctx context.Context) *remoteHost {
 	return h
 }
 
-// startRemoteDomain runs cfg's guest as domain name on the remote host and waits until it is
-// ready; it is removed when the test ends.
-func startRemoteDomain(t *testing.T, ctx context.Context, h *remoteHost, name string, cfg harness.Config) *harness.Guest {
-	t.Helper()
-	cfg.Artifacts = guestArtifacts(t)
-	t0 := time.Now()
-	g, err := harness.StartLibvirt(ctx, cfg, harness.LibvirtOptions{URI: h.env["UNIX_URI"], Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logGuest(t, g)
-		}
-		if err := g.Stop(); err != nil {
-			t.Errorf("stop %s: %v", name, err)
-		}
-	})
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := g.WaitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("remote domain %s ready in %v", name, time.Since(t0).Round(time.Millisecond))
-	return g
-}
-
 // TestRemote proves the transports and the fleet against one remote host: status, send and
 // nmi over unix, tcp, tls and ssh against a plain guest; the connection errors of each step;
 // a fleet run over qemu+ssh crashing three stand-in Windows guests (one not armed for the
@@ -164,7 +137,7 @@ func TestRemote(t *testing.T) {
 				cfg.Disks = []harness.Disk{{Path: disks[name], Format: "qcow2"}}
 				cfg.Mode, cfg.AllowReboot = "windows", true
 			}
-			g := startRemoteDomain(t, ctx, h, name, cfg)
+			g := startDomainWith(t, ctx, cfg, harness.LibvirtOptions{URI: h.env["UNIX_URI"], Name: name})
 			mu.Lock()
 			guests[name] = g
 			mu.Unlock()
