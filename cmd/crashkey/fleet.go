@@ -135,3 +135,10 @@ func writeFleetLine(w io.Writer, v any) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
+
+// fleetHelp is the fleet paragraph of the help of every command that takes targets.
+const fleetHelp = `Several targets at once: repeat --domain (shell-style globs such as 'win-ci-*' match the
+daemon's domains), --libvirt (every domain on every host) or --qmp, or list them in --targets
+FILE; --parallel N of them run at once, each within --target-timeout. A line is printed per
+target as it finishes, then a summary table (--json: an object per target per line, then a
+summary object); the exit code is the worst target's (0 < 1 < 4 < 5 < 6 < 3 < 2 < 130).`

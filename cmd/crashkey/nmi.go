@@ -41,6 +41,8 @@ on a guest that hangs with interrupts off.
 Like send, it first checks that the guest runs (refused unless --force) and sets QEMU's panic
 action to none (on libvirt it reports what <on_crash> will do).
 
+` + fleetHelp + `
+
 Exit codes: 0 injected; 1 refused (guest not running); 2 bad input; 3 connection or call failed.`,
 		Example: `  crashkey nmi --qmp unix:/run/win11.qmp
   crashkey nmi --libvirt qemu+ssh://root@host/system --domain win11 --json`,

@@ -49,6 +49,8 @@ func newRunCmd() *cobra.Command {
     pagefile.sys;
  6. check the dump (--expect-bugcheck, default: 0xE2 for keys, 0x80 for nmi) and report every step.
 
+` + fleetHelp + `
+
 Exit codes: 0 the guest crashed and its dump is valid with the expected bug check (or, without
 --disk, the crash was seen); 1 preflight: the guest is not armed for this trigger (nothing was
 sent); 2 bad input; 3 the hypervisor or the disk could not be used; 4 no crash seen before the
@@ -56,7 +58,9 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 130 interrupted.`,
 		Example: `  crashkey run --qmp unix:/run/win11.qmp --disk /var/lib/win11.qcow2
   crashkey run --libvirt qemu:///system --domain win11 --disk /var/lib/libvirt/images/win11.qcow2 --trigger nmi
-  crashkey run --qmp unix:/run/win11.qmp --disk win11.qcow2 --hotkey lshift+rshift+d --stop-after-crash --json`,
+  crashkey run --qmp unix:/run/win11.qmp --disk win11.qcow2 --hotkey lshift+rshift+d --stop-after-crash --json
+  crashkey run --libvirt 'qemu+ssh://admin@host7/system' --domain win11 --out dumps/   # the disk found through libvirt
+  crashkey run --targets fleet.txt --parallel 4 --out dumps/ --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !tf.isFleet() {

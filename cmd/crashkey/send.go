@@ -55,11 +55,14 @@ Windows writes the dump (on libvirt it reports what <on_crash> will do).
 --method chord sends one send-key chord instead (libvirt: DomainSendKey); chords cannot hold
 a modifier across two taps, see the warning it prints.
 
+` + fleetHelp + `
+
 Exit codes: 0 sent; 1 refused (guest not running); 2 bad input; 3 connection or call failed;
 130 interrupted (after releasing the keys).`,
 		Example: `  crashkey send --qmp unix:/run/win11.qmp
   crashkey send --libvirt qemu:///system --domain win11 --hotkey lshift+rshift+d
-  crashkey send --qmp tcp:127.0.0.1:4444 --dump1keys 0x11 --dump2key 0x22 --json`,
+  crashkey send --qmp tcp:127.0.0.1:4444 --dump1keys 0x11 --dump2key 0x22 --json
+  crashkey send --libvirt 'qemu+ssh://admin@host7/system' --domain 'win-ci-*' --parallel 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !tf.isFleet() {

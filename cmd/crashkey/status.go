@@ -33,6 +33,8 @@ Windows driver to arm follows from it: i8042prt for PS/2, kbdhid for USB and vir
 panic devices (pvpanic, pvpanic-pci, hv-crash) and the panic action (QEMU cannot report it
 unless crashkey set it; on libvirt it is the domain's <on_crash>). It changes nothing.
 
+` + fleetHelp + `
+
 Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
 		Example: `  crashkey status --qmp unix:/run/win11.qmp
   crashkey status --libvirt qemu:///system --domain win11 --json`,

@@ -45,6 +45,8 @@ It ends after --timeout, after the first event named by --until, or when the con
 (QEMU exited). It changes nothing in the guest. A QMP socket serves one client at a time: to
 watch while another crashkey sends, give QEMU a second -qmp socket.
 
+` + fleetHelp + `
+
 Exit codes: 0 events seen; 1 nothing seen before --timeout; 2 bad input; 3 connection failed
 (or lost before any event); 130 interrupted.`,
 		Example: `  crashkey watch --qmp unix:/run/win11-events.qmp --until crash --timeout 10m
