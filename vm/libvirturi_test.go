@@ -90,3 +90,19 @@ func FuzzParseDomainDisks(f *testing.F) {
 		}
 	})
 }
+
+// TestDialLocalErrors: a local daemon that does not answer is named by its socket, for
+// qemu:///session under $XDG_RUNTIME_DIR.
+func TestDialLocalErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	_, err := DialLibvirt(t.Context(), "qemu:///session", "win11", Options{})
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Step != StepUnix || !strings.Contains(err.Error(), dir+"/libvirt/libvirt-sock") || !strings.Contains(ce.Fix, "session daemon") {
+		t.Errorf("session: %v", err)
+	}
+	_, err = DialLibvirt(t.Context(), "qemu:///system?socket="+dir+"/virtqemud-sock", "win11", Options{})
+	if !errors.As(err, &ce) || ce.Step != StepUnix || !strings.Contains(ce.Fix, "virtqemud-sock") {
+		t.Errorf("system: %v", err)
+	}
+}
