@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -456,26 +457,9 @@ func (v *Volume) block(i int64) (*cblock, error) {
 	}
 	off := i * v.bs
 	n := min(count*v.bs, v.size-off)
-	var buf []byte
-	var w *rangeWriter
-	var err error
-	// A failed download is tried once more (the storage connection is redialled), each time
-	// into a new buffer: an aborted stream may still be writing into the old one.
-	for attempt := 0; attempt < 2; attempt++ {
-		buf = make([]byte, n)
-		w = &rangeWriter{buf: buf}
-		if err = v.fetch(w, off, n); err == nil {
-			break
-		}
-	}
+	buf, err := v.download(off, n)
 	if err != nil {
-		return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, n, off, err)
-	}
-	if w.err != nil {
-		return nil, fmt.Errorf("volume %s: download at %d: %w", v.name, off, w.err)
-	}
-	if int64(w.n) != n {
-		return nil, fmt.Errorf("volume %s: short download: %d of %d bytes at %d (the volume shrank, or the stream ended early)", v.name, w.n, n, off)
+		return nil, err
 	}
 	v.fetched += n
 	v.lastMiss = i + count - 1
@@ -484,6 +468,41 @@ func (v *Volume) block(i int64) (*cblock, error) {
 		v.put(i+j, buf[j*v.bs:end:end])
 	}
 	return v.blocks[i], nil
+}
+
+// download reads the n bytes at off. A stream that ends early is resumed where it stopped
+// (as long as each download brings something); a failed download is tried once more (the
+// storage connection is redialled), into a new buffer: an aborted stream may still be writing
+// into the old one.
+func (v *Volume) download(off, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	var got int64
+	failed := false
+	for got < n {
+		w := &rangeWriter{buf: buf[got:]}
+		err := v.fetch(w, off+got, n-got)
+		if err == nil && w.err != nil {
+			err = w.err
+		}
+		if err != nil {
+			if failed {
+				return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, n-got, off+got, err)
+			}
+			failed = true
+			nb := make([]byte, n)
+			copy(nb, buf[:got])
+			buf = nb
+			continue
+		}
+		if w.n == 0 {
+			return nil, fmt.Errorf("volume %s: short download: %d of %d bytes at %d (the volume shrank, or the stream ended early)", v.name, got, n, off)
+		}
+		got += int64(w.n)
+		if got < n {
+			slog.Debug("volume: download ended early; resuming", "volume", v.name, "at", off+got, "missing", n-got)
+		}
+	}
+	return buf, nil
 }
 
 // put caches a block, evicting the least recently used ones beyond the bound.

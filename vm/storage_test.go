@@ -24,11 +24,16 @@ type fakeStream struct {
 	short int64
 	// extra sends that many bytes more than asked for.
 	extra int64
+	// endEarly, when > 0, ends the next download after that many bytes, without an error.
+	endEarly int64
 }
 
 func (f *fakeStream) fetch(w io.Writer, off, n int64) error {
 	f.calls = append(f.calls, [2]int64{off, n})
 	end := min(off+n-f.short+f.extra, int64(len(f.data)))
+	if f.endEarly > 0 {
+		end, f.endEarly = min(end, off+f.endEarly), 0
+	}
 	sent := int64(0)
 	for p := off; p < end; p += int64(f.chunk) {
 		q := min(p+int64(f.chunk), end)
@@ -114,6 +119,20 @@ func TestVolumeShortRead(t *testing.T) {
 	}
 	if v.cached() != 0 {
 		t.Error("a short download was cached")
+	}
+}
+
+// TestVolumeResume: a stream that ends early without an error is resumed where it stopped.
+func TestVolumeResume(t *testing.T) {
+	data := testData(8 * 4096)
+	f := &fakeStream{data: data, chunk: 1000, endEarly: 2500}
+	v := NewVolume("v", int64(len(data)), VolumeOptions{BlockSize: 4096}, f.fetch)
+	p := make([]byte, 4096)
+	if n, err := v.ReadAt(p, 4096); n != 4096 || err != nil || !bytes.Equal(p, data[4096:8192]) {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if len(f.calls) != 2 || f.calls[1] != [2]int64{4096 + 2500, 4096 - 2500} {
+		t.Errorf("downloads %v, want the first cut at 2500 bytes and the rest asked for", f.calls)
 	}
 }
 
