@@ -224,7 +224,7 @@ var ErrNoPool = errors.New("the disk is in no storage pool")
 type VolumeOptions struct {
 	// BlockSize is the unit of download and caching (default 1 MiB).
 	BlockSize int
-	// CacheBlocks bounds the cache (default 24 blocks); sequential reads fetch up to
+	// CacheBlocks bounds the cache (default 12 blocks); sequential reads fetch up to
 	// CacheBlocks/3 blocks in one download.
 	CacheBlocks int
 }
@@ -379,7 +379,7 @@ func newVolume(name string, size int64, opts VolumeOptions, fetch DownloadFunc) 
 		opts.BlockSize = 1 << 20
 	}
 	if opts.CacheBlocks <= 0 {
-		opts.CacheBlocks = 24
+		opts.CacheBlocks = 12
 	}
 	if opts.CacheBlocks < 3 {
 		opts.CacheBlocks = 3
