@@ -99,15 +99,7 @@ cert_file = "$d/pki/servercert.pem"
 key_file = "$d/pki/serverkey.pem"
 log_outputs = "3:file:$d/log/libvirtd.log"
 CONF
-  cat >"$d/qemu.conf" <<'CONF'
-user = "root"
-group = "root"
-dynamic_ownership = 0
-security_driver = "none"
-stdio_handler = "file"
-namespaces = [ ]
-cgroup_controllers = [ ]
-CONF
+  cp "$(dirname "$0")/qemu.conf" "$d/qemu.conf"
   cat >"$d/sshd_config" <<CONF
 Port $ssh
 ListenAddress 127.0.0.1
