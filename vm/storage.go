@@ -358,6 +358,16 @@ type Volume struct {
 	lastMiss int64
 	run      int
 	fetched  int64
+	ahead    *readAhead // the download of the next sequential run, running beside the reader
+}
+
+// readAhead is a download started in the background after a sequential miss.
+type readAhead struct {
+	first, count int64 // blocks
+	n            int64 // bytes
+	done         chan struct{}
+	buf          []byte
+	err          error
 }
 
 type cblock struct {
@@ -407,6 +417,10 @@ func (v *Volume) Storage() *Storage { return v.storage }
 // Close drops the cache. The connection belongs to the target.
 func (v *Volume) Close() error {
 	v.mu.Lock()
+	if v.ahead != nil {
+		<-v.ahead.done
+		v.ahead = nil
+	}
 	v.blocks = map[int64]*cblock{}
 	v.mu.Unlock()
 	return nil
@@ -442,32 +456,79 @@ func (v *Volume) block(i int64) (*cblock, error) {
 		b.used = v.tick
 		return b, nil
 	}
+	// A read-ahead runs: wait for it (it takes no lock), keep what it brought.
+	if a := v.ahead; a != nil {
+		<-a.done
+		v.ahead = nil
+		if a.err == nil {
+			v.store(a.first, a.count, a.n, a.buf)
+			if b, ok := v.blocks[i]; ok {
+				b.used = v.tick
+				v.run = min(max(v.run*2, 2), v.max/3)
+				v.startAhead()
+				return b, nil
+			}
+		}
+	}
 	// Sequential misses widen the download: 1, 2, 4, … blocks, up to a third of the cache.
 	if i == v.lastMiss+1 {
 		v.run = min(max(v.run*2, 2), v.max/3)
 	} else {
 		v.run = 1
 	}
-	count := int64(v.run)
-	for j := int64(1); j < count; j++ {
-		if _, ok := v.blocks[i+j]; ok || (i+j)*v.bs >= v.size {
-			count = j
-			break
-		}
-	}
+	count := v.runFrom(i, int64(v.run))
 	off := i * v.bs
 	n := min(count*v.bs, v.size-off)
 	buf, err := v.download(off, n)
 	if err != nil {
 		return nil, err
 	}
-	v.fetched += n
-	v.lastMiss = i + count - 1
-	for j := int64(0); j < count; j++ {
-		end := min((j+1)*v.bs, n)
-		v.put(i+j, buf[j*v.bs:end:end])
+	v.store(i, count, n, buf)
+	if v.run >= 2 {
+		v.startAhead()
 	}
 	return v.blocks[i], nil
+}
+
+// runFrom is how many of the count blocks from i are to be fetched: up to the first one
+// cached or past the end.
+func (v *Volume) runFrom(i, count int64) int64 {
+	for j := int64(1); j < count; j++ {
+		if _, ok := v.blocks[i+j]; ok || (i+j)*v.bs >= v.size {
+			return j
+		}
+	}
+	return count
+}
+
+// store caches the count blocks of a download of n bytes starting at block first.
+func (v *Volume) store(first, count, n int64, buf []byte) {
+	v.fetched += n
+	v.lastMiss = first + count - 1
+	for j := int64(0); j < count; j++ {
+		end := min((j+1)*v.bs, n)
+		v.put(first+j, buf[j*v.bs:end:end])
+	}
+}
+
+// startAhead downloads the next sequential run in the background, so that the network works
+// while the reader consumes what it has.
+func (v *Volume) startAhead() {
+	first := v.lastMiss + 1
+	if first*v.bs >= v.size {
+		return
+	}
+	if _, ok := v.blocks[first]; ok {
+		return
+	}
+	count := v.runFrom(first, int64(max(v.run, 1)))
+	off := first * v.bs
+	a := &readAhead{first: first, count: count, n: min(count*v.bs, v.size-off), done: make(chan struct{})}
+	v.ahead = a
+	go func() {
+		defer close(a.done)
+		a.buf, a.err = v.download(off, a.n)
+	}()
 }
 
 // download reads the n bytes at off. A stream that ends early is resumed where it stopped
