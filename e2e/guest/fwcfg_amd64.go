@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,9 @@ var winRegionMem []byte
 // loads; the device keeps the last complete write, so this one, made after it, is the one QEMU
 // uses. The test guest does not load that driver.
 func publishVMCoreInfo(nonce uint64) (*winRegion, error) {
+	// ioperm grants the ports to the calling thread only: keep this goroutine on it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Ioperm(fwcfgPortSelector, fwcfgPorts, 1); err != nil {
 		return nil, fmt.Errorf("ioperm fw_cfg ports: %w", err)
 	}
