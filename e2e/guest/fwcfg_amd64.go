@@ -55,6 +55,7 @@ func publishVMCoreInfo(nonce uint64) (*winRegion, error) {
 	if err := unix.Ioperm(fwcfgPortSelector, fwcfgPorts, 1); err != nil {
 		return nil, fmt.Errorf("ioperm fw_cfg ports: %w", err)
 	}
+	defer unix.Ioperm(fwcfgPortSelector, fwcfgPorts, 0)
 	sig := fwcfgRead(fwcfgKeySignature, 4)
 	if string(sig) != "QEMU" {
 		return nil, fmt.Errorf("no fw_cfg device (signature %q)", sig)
