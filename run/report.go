@@ -95,6 +95,11 @@ type Report struct {
 	Panic     *vm.PanicReport  `json:"panic,omitempty"`
 	Dump      *pull.Result     `json:"dump,omitempty"`
 	Check     *dump.Report     `json:"check,omitempty"`
+	// Rungs are what each rung of an escalation ladder (--trigger keys,nmi,dump) saw, and
+	// Rung the one that worked; HostDump is the dump rung's result.
+	Rungs    []Rung          `json:"rungs,omitempty"`
+	Rung     string          `json:"rung,omitempty"`
+	HostDump *HostDumpReport `json:"host_dump,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -121,6 +126,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if len(r.NotSeen) > 0 {
 		fmt.Fprintf(&b, "not seen: %s\n", strings.Join(r.NotSeen, ", "))
+	}
+	for _, g := range r.Rungs {
+		fmt.Fprintf(&b, "rung:     %-8s %s: %s\n", g.Trigger, g.Result, g.Detail)
+	}
+	if r.HostDump != nil && r.HostDump.Output != "" {
+		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) written by the hypervisor\n", r.HostDump.Output, r.HostDump.Size, r.HostDump.SHA256)
 	}
 	if r.Dump != nil {
 		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) from %s\n", r.Dump.Output, r.Dump.Size, r.Dump.SHA256, r.Dump.Source)
