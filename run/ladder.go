@@ -85,6 +85,7 @@ type Rung struct {
 // runLadder tries each rung in turn after the common steps (connect, preflight, prepare).
 func (j *job) runLadder(ctx context.Context) error {
 	crashedBefore := false
+	j.crashTimeout = j.cfg.CrashTimeout
 	for i, tr := range j.cfg.Ladder {
 		last := i == len(j.cfg.Ladder)-1
 		r := Rung{Trigger: tr.String()}
@@ -128,6 +129,11 @@ func (j *job) rung(ctx context.Context, tr Trigger, last, crashedBefore bool, r 
 			return true, err
 		}
 		return false, nil
+	}
+	if !last {
+		j.cfg.CrashTimeout = j.cfg.StepTimeout
+	} else {
+		j.cfg.CrashTimeout = j.crashTimeout
 	}
 	var crashed bool
 	var why string

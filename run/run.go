@@ -97,8 +97,9 @@ type job struct {
 	baseline map[string]bool
 	status   vm.Status
 	// expectSet: the caller gave ExpectBugCheck; keysBlocked: why the keys rung cannot fire.
-	expectSet   bool
-	keysBlocked string
+	expectSet    bool
+	keysBlocked  string
+	crashTimeout time.Duration // CrashTimeout as configured (a ladder's rungs wait StepTimeout)
 }
 
 // milestones in the order they are reported.
