@@ -75,6 +75,8 @@ type DumpReport struct {
 	DedicatedDumpFile string `json:"dedicatedDumpFile,omitempty"`
 	// NMI says what an injected NMI does on this guest.
 	NMI string `json:"nmi"`
+	// HostDump says whether the host can write a Windows dump of the guest (FwCfg driver).
+	HostDump string `json:"hostDump"`
 }
 
 // HotkeyCheck answers whether a given hotkey fires on the guest, for a PS/2 keyboard
@@ -302,6 +304,7 @@ func Check(s *Settings, opts CheckOptions) *Report {
 	cc := s.CrashControl
 	dt := cc.DumpType()
 	r.Dump = dumpReport(cc, dt)
+	r.Dump.HostDump = hostDumpNote(s)
 	switch {
 	case !cc.Present:
 		add(Problem{ID: "dump-disabled", Severity: SeverityError, Message: `Control\CrashControl does not exist: no dump is configured`})
