@@ -173,6 +173,7 @@ func hdNoTemp(t *testing.T, dir string) {
 }
 
 func TestHostDump(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t, 6*time.Minute)
 	t.Run("published", func(t *testing.T) {
 		t.Parallel()
@@ -230,6 +231,7 @@ func TestHostDump(t *testing.T) {
 
 // TestHostDumpLibvirt: the same dump through libvirt's virDomainCoreDumpWithFormat.
 func TestHostDumpLibvirt(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t, 5*time.Minute)
 	startLibvirtd(t, ctx)
 	g := startDomain(t, ctx, harness.Config{VMCoreInfo: true, PublishHeader: true})

@@ -69,6 +69,7 @@ func ladderWantRungs(t *testing.T, rep *ladderReport, want ...string) {
 }
 
 func TestLadder(t *testing.T) {
+	t.Parallel()
 	guestArtifacts(t)
 	crashkeyBin(t)
 	t.Run("ignores keys: nmi", func(t *testing.T) {

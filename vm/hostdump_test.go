@@ -121,3 +121,25 @@ func TestVMCoreInfoFeature(t *testing.T) {
 		t.Error("broken XML: no error")
 	}
 }
+
+// FuzzVMCoreInfoFeature: any domain XML gives an answer or an error, never a panic.
+func FuzzVMCoreInfoFeature(f *testing.F) {
+	f.Add([]byte(`<domain><features><vmcoreinfo state='on'/></features></domain>`))
+	f.Add([]byte(`<domain><features><vmcoreinfo/><vmcoreinfo state='off'/></features></domain>`))
+	f.Add([]byte(`<domain`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		_, _ = vmcoreinfoFeature(doc)
+	})
+}
+
+// FuzzClassifyDumpError: any QEMU message maps to an error that keeps the message.
+func FuzzClassifyDumpError(f *testing.F) {
+	f.Add("win-dump: invalid vmcoreinfo note size", true)
+	f.Add("win-dump: invalid header, expected 'DU64', got 'DUMP'", false)
+	f.Fuzz(func(t *testing.T, msg string, dev bool) {
+		err := classifyDumpError(msg, DumpWinDmp, dev, QMP)
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("%q: %v", msg, err)
+		}
+	})
+}
