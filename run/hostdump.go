@@ -203,7 +203,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)) // 1 MiB reads, not File.WriteTo's 32 KiB
 	if err != nil {
 		return rep, fmt.Errorf("dump: reading %s: %w", tmp, err)
 	}
