@@ -177,8 +177,13 @@ func TestHostDump(t *testing.T) {
 	ctx := testCtx(t, 6*time.Minute)
 	t.Run("published", func(t *testing.T) {
 		t.Parallel()
-		g := bootGuest(t, ctx, harness.Config{VMCoreInfo: true, PublishHeader: true})
+		// The guest first publishes a Linux VMCOREINFO note (as qemu_fw_cfg.ko would), then its
+		// Windows header: QEMU keeps the last complete write.
+		g := bootGuest(t, ctx, harness.Config{VMCoreInfo: true, PublishHeader: true, LinuxNoteFirst: true})
 		p := hdWaitPublished(t, ctx, g)
+		if !strings.Contains(p.line, "linux_first=true") {
+			t.Fatalf("the Linux note was not written first: %s", p.line)
+		}
 		out := t.TempDir()
 		rep, _ := hdDump(t, ctx, 0, "--qmp", g.QMPAddr(), "--out", out, "--pause")
 		if !rep.Paused || !rep.Resumed || !rep.VMCoreInfo || rep.MemoryBytes != 256<<20 {

@@ -48,7 +48,7 @@ var winRegionMem []byte
 // Linux's own qemu_fw_cfg driver writes the kernel's VMCOREINFO note to the same file when it
 // loads; the device keeps the last complete write, so this one, made after it, is the one QEMU
 // uses. The test guest does not load that driver.
-func publishVMCoreInfo(nonce uint64) (*winRegion, error) {
+func publishVMCoreInfo(nonce uint64, linuxFirst bool) (*winRegion, error) {
 	// ioperm grants the ports to the calling thread only: keep this goroutine on it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -84,16 +84,33 @@ func publishVMCoreInfo(nonce uint64) (*winRegion, error) {
 	if err != nil {
 		return nil, err
 	}
-	// FWCfgVMCoreInfo (little-endian): host_format, guest_format, size, paddr.
+	if linuxFirst {
+		// What Linux's qemu_fw_cfg driver writes when it loads: the kernel's own VMCOREINFO
+		// note (text), which QEMU's win-dmp writer refuses for its size.
+		n := linuxNote()
+		copy(buf[winOffLinuxNote:], n)
+		if err := pointVMCoreInfo(buf, pa, key, pa+winOffLinuxNote, uint32(len(n))); err != nil {
+			return nil, err
+		}
+	}
+	if err := pointVMCoreInfo(buf, pa, key, w.NotePA, winNoteSize); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// pointVMCoreInfo writes FWCfgVMCoreInfo (little-endian: host_format, guest_format, size,
+// paddr) to etc/vmcoreinfo: the note is size bytes at guest-physical note.
+func pointVMCoreInfo(buf []byte, pa uint64, key uint16, note uint64, size uint32) error {
 	v := buf[winOffVMCI : winOffVMCI+16]
 	binary.LittleEndian.PutUint16(v[0:], 0)
 	binary.LittleEndian.PutUint16(v[2:], vmcoreinfoFormatELF)
-	binary.LittleEndian.PutUint32(v[4:], winNoteSize)
-	binary.LittleEndian.PutUint64(v[8:], w.NotePA)
+	binary.LittleEndian.PutUint32(v[4:], size)
+	binary.LittleEndian.PutUint64(v[8:], note)
 	if err := fwcfgDMAWriteRegion(buf, pa, key, winOffVMCI, 16); err != nil {
-		return nil, fmt.Errorf("write %s: %w", vmcoreinfoFile, err)
+		return fmt.Errorf("write %s: %w", vmcoreinfoFile, err)
 	}
-	return w, nil
+	return nil
 }
 
 // fwcfgRead reads n bytes of the item key through the data port.

@@ -31,20 +31,21 @@ import (
 
 // Layout of the region (offsets from its start).
 const (
-	winRegionSize  = 2 << 20
-	winOffPML4     = 0x0000
-	winOffPDPT     = 0x1000
-	winOffPD       = 0x2000
-	winOffPT       = 0x3000
-	winOffKDBG     = 0x4000
-	winOffProcBlk  = 0x5000 // KiProcessorBlock: one PRCB pointer per CPU
-	winOffPRCB     = 0x6000 // PRCBs, winPRCBStride apart
-	winOffBugcheck = 0x8000 // KiBugcheckData: code u32, pad, four u64 parameters
-	winOffMarker   = 0x9000 // the marker tests read back from the dump
-	winOffVMCI     = 0xA000 // the 16-byte FWCfgVMCoreInfo written to etc/vmcoreinfo
-	winOffDMA      = 0xA100 // the FWCfgDmaAccess of that write
-	winOffContext  = 0xB000 // CONTEXTs, winContextStride apart
-	winOffNote     = 0x10000
+	winRegionSize   = 2 << 20
+	winOffPML4      = 0x0000
+	winOffPDPT      = 0x1000
+	winOffPD        = 0x2000
+	winOffPT        = 0x3000
+	winOffKDBG      = 0x4000
+	winOffProcBlk   = 0x5000 // KiProcessorBlock: one PRCB pointer per CPU
+	winOffPRCB      = 0x6000 // PRCBs, winPRCBStride apart
+	winOffBugcheck  = 0x8000 // KiBugcheckData: code u32, pad, four u64 parameters
+	winOffMarker    = 0x9000 // the marker tests read back from the dump
+	winOffVMCI      = 0xA000 // the 16-byte FWCfgVMCoreInfo written to etc/vmcoreinfo
+	winOffDMA       = 0xA100 // the FWCfgDmaAccess of that write
+	winOffContext   = 0xB000 // CONTEXTs, winContextStride apart
+	winOffNote      = 0x10000
+	winOffLinuxNote = 0x14000 // a Linux-style VMCOREINFO note, written first on request
 
 	winPRCBStride    = 0x100
 	winContextStride = 0x500 // > sizeof(CONTEXT) = 0x4D0, 16-byte aligned
@@ -207,6 +208,18 @@ func writeWinHeader(h []byte, w *winRegion, now time.Time) {
 	copy(c, "crashkey stand-in: header published through vmcoreinfo")
 	le.PutUint32(h[0x1040:], 1)     // VER_NT_WORKSTATION
 	le.PutUint32(h[0x1044:], 0x110) // SuiteMask
+}
+
+// linuxNote is an ELF note like the one Linux's qemu_fw_cfg driver publishes: name
+// "VMCOREINFO", a text descriptor of key=value lines.
+func linuxNote() []byte {
+	desc := []byte("OSRELEASE=6.1.0-crashkey\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=ffffffff82a13f40\n")
+	n := make([]byte, 24+(len(desc)+3)&^3)
+	binary.LittleEndian.PutUint32(n[0:], uint32(len("VMCOREINFO")+1))
+	binary.LittleEndian.PutUint32(n[4:], uint32(len(desc)))
+	copy(n[12:], "VMCOREINFO")
+	copy(n[24:], desc)
+	return n
 }
 
 // filetime converts t to 100 ns units since 1601-01-01 UTC.

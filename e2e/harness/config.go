@@ -63,6 +63,9 @@ type Config struct {
 	// at boot (crashkey.vmcoreinfo=1, with one huge page reserved for it), as virtio-win's FwCfg
 	// driver does, so that dump-guest-memory can write a win-dmp dump.
 	PublishHeader bool
+	// LinuxNoteFirst makes the guest first publish a Linux-style VMCOREINFO note, as Linux's
+	// qemu_fw_cfg driver does when it loads, and then its Windows header over it.
+	LinuxNoteFirst bool
 	// Ignore makes a windows-mode guest hang: "keys" ignores the keyboard, "nmi" NMIs
 	// (crashkey.ignore=).
 	Ignore []string
@@ -173,7 +176,11 @@ func (c Config) KernelCmdline() string {
 		parts = append(parts, "crashkey.panic_on_nmi=1")
 	}
 	if c.PublishHeader {
-		parts = append(parts, "crashkey.vmcoreinfo=1", "hugepages=1")
+		v := "1"
+		if c.LinuxNoteFirst {
+			v = "linux-first"
+		}
+		parts = append(parts, "crashkey.vmcoreinfo="+v, "hugepages=1")
 	}
 	if len(c.Ignore) > 0 {
 		parts = append(parts, "crashkey.ignore="+strings.Join(c.Ignore, ","))
