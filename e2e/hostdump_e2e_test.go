@@ -130,7 +130,7 @@ func hdWantDump(t *testing.T, ctx context.Context, rep *hdReport, p hdPublished)
 		t.Fatal(err)
 	}
 	// What QEMU patched in: RequiredDumpSpace = header + every page of the runs, which is the
-	// file's size; the runs are the guest's own (from its /proc/iomem).
+	// file's size; the runs are the guest's own (its firmware memory map).
 	var hdr [dump.HeaderSize64]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		t.Fatal(err)

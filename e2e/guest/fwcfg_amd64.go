@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crashkey/crashkey/e2e/standin"
 )
 
 // QEMU's fw_cfg interface on x86 (docs/specs/fw_cfg.rst): a 16-bit selector port, an 8-bit
@@ -71,16 +73,11 @@ func publishVMCoreInfo(nonce uint64, linuxFirst bool) (*winRegion, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open("/proc/iomem")
+	mem, err := standin.SystemMemory()
 	if err != nil {
 		return nil, err
 	}
-	runs, err := parseIOMem(f)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	w, err := buildWinRegion(buf, pa, runs, 1, time.Now(), nonce)
+	w, err := buildWinRegion(buf, pa, standin.PageRuns(mem, winMaxRuns), 1, time.Now(), nonce)
 	if err != nil {
 		return nil, err
 	}

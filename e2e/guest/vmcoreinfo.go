@@ -20,13 +20,11 @@ package main
 // contiguous too).
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/crashkey/crashkey/dump"
 )
 
 // Layout of the region (offsets from its start).
@@ -83,11 +81,6 @@ const (
 	kdbgBlockSize         = 0x340
 )
 
-// memRun is a range of guest-physical pages.
-type memRun struct {
-	Base, Count uint64 // first page frame, number of pages
-}
-
 // winRegion is a region laid out for QEMU, and what tests need to know about it.
 type winRegion struct {
 	PA        uint64 // physical address of the region
@@ -96,7 +89,7 @@ type winRegion struct {
 	MarkerPA  uint64 // physical address of the marker
 	Marker    string // the marker text
 	NotePA    uint64 // physical address of the note
-	Runs      []memRun
+	Runs      []dump.Run
 	NumberCPU int
 }
 
@@ -106,7 +99,7 @@ func (w *winRegion) va(off uint64) uint64 { return winKernelVA + off }
 // buildWinRegion lays the region out in buf (winRegionSize bytes, zeroed), which lives at
 // physical address pa. runs are the guest's RAM, ncpu its processors, nonce makes the marker
 // unique.
-func buildWinRegion(buf []byte, pa uint64, runs []memRun, ncpu int, now time.Time, nonce uint64) (*winRegion, error) {
+func buildWinRegion(buf []byte, pa uint64, runs []dump.Run, ncpu int, now time.Time, nonce uint64) (*winRegion, error) {
 	if len(buf) != winRegionSize {
 		return nil, fmt.Errorf("region of %d bytes, want %d", len(buf), winRegionSize)
 	}
@@ -193,9 +186,9 @@ func writeWinHeader(h []byte, w *winRegion, now time.Time) {
 	le.PutUint64(h[0x80:], w.KDBG)
 	var pages uint64
 	for i, r := range w.Runs {
-		le.PutUint64(h[0x88+0x10+16*i:], r.Base)
-		le.PutUint64(h[0x88+0x18+16*i:], r.Count)
-		pages += r.Count
+		le.PutUint64(h[0x88+0x10+16*i:], r.BasePage)
+		le.PutUint64(h[0x88+0x18+16*i:], r.PageCount)
+		pages += r.PageCount
 	}
 	le.PutUint32(h[0x88:], uint32(len(w.Runs)))
 	le.PutUint32(h[0x8C:], 0)
@@ -226,44 +219,4 @@ func linuxNote() []byte {
 func filetime(t time.Time) uint64 {
 	const epochDiff = 11644473600 // seconds from 1601 to 1970
 	return uint64(t.Unix()+epochDiff)*1e7 + uint64(t.Nanosecond()/100)
-}
-
-// parseIOMem returns the "System RAM" ranges at the top level of /proc/iomem as whole pages.
-func parseIOMem(r io.Reader) ([]memRun, error) {
-	var runs []memRun
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, " ") {
-			continue
-		}
-		rng, name, ok := strings.Cut(line, " : ")
-		if !ok || strings.TrimSpace(name) != "System RAM" {
-			continue
-		}
-		lo, hi, ok := strings.Cut(strings.TrimSpace(rng), "-")
-		if !ok {
-			return nil, fmt.Errorf("iomem: bad range %q", rng)
-		}
-		a, err1 := strconv.ParseUint(lo, 16, 64)
-		b, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || b < a {
-			return nil, fmt.Errorf("iomem: bad range %q", rng)
-		}
-		if a == 0 && b == 0 {
-			return nil, fmt.Errorf("iomem: addresses are hidden (read it as root)")
-		}
-		first, end := (a+0xFFF)/0x1000, (b+1)/0x1000
-		if end <= first {
-			continue
-		}
-		runs = append(runs, memRun{Base: first, Count: end - first})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("iomem: %w", err)
-	}
-	if len(runs) == 0 {
-		return nil, fmt.Errorf("iomem: no System RAM")
-	}
-	return runs, nil
 }

@@ -26,7 +26,7 @@ func publishFromParams(e *env) {
 	}
 	runs := make([]string, len(w.Runs))
 	for i, r := range w.Runs {
-		runs[i] = fmt.Sprintf("%#x+%#x", r.Base, r.Count)
+		runs[i] = fmt.Sprintf("%#x+%#x", r.BasePage, r.PageCount)
 	}
 	e.out.emit("vmcoreinfo", "published", fmt.Sprintf("dtb=%#x", w.DTB), fmt.Sprintf("kdbg=%#x", w.KDBG),
 		fmt.Sprintf("note=%#x", w.NotePA), fmt.Sprintf("marker_pa=%#x", w.MarkerPA), "marker="+w.Marker,

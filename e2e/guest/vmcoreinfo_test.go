@@ -36,7 +36,7 @@ func walk(t *testing.T, buf []byte, pa, dtb, va uint64) uint64 {
 func TestBuildWinRegion(t *testing.T) {
 	const pa = 0x5000000
 	buf := make([]byte, winRegionSize)
-	runs := []memRun{{1, 0x9e}, {0x100, 0xfee0}}
+	runs := []dump.Run{{BasePage: 1, PageCount: 0x9e}, {BasePage: 0x100, PageCount: 0xfee0}}
 	w, err := buildWinRegion(buf, pa, runs, 2, time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), 0x1234)
 	if err != nil {
 		t.Fatal(err)
@@ -91,39 +91,11 @@ func TestBuildWinRegion(t *testing.T) {
 	for _, bad := range []struct {
 		pa   uint64
 		cpus int
-		runs []memRun
-	}{{pa + 0x1000, 1, runs}, {pa, 0, runs}, {pa, 17, runs}, {pa, 1, nil}, {pa, 1, make([]memRun, 43)}} {
+		runs []dump.Run
+	}{{pa + 0x1000, 1, runs}, {pa, 0, runs}, {pa, 17, runs}, {pa, 1, nil}, {pa, 1, make([]dump.Run, 43)}} {
 		if _, err := buildWinRegion(make([]byte, winRegionSize), bad.pa, bad.runs, bad.cpus, time.Now(), 1); err == nil {
 			t.Errorf("pa %#x cpus %d runs %d: no error", bad.pa, bad.cpus, len(bad.runs))
 		}
-	}
-}
-
-func TestParseIOMem(t *testing.T) {
-	// /proc/iomem of the test guest (-m 256, pc machine), read as root.
-	const iomem = `00000000-00000fff : Reserved
-00001000-0009fbff : System RAM
-0009fc00-0009ffff : Reserved
-000f0000-000fffff : Reserved
-  000f0000-000fffff : System ROM
-00100000-0ffdffff : System RAM
-  04000000-04c01c36 : Kernel code
-0ffe0000-0fffffff : Reserved
-fffc0000-ffffffff : Reserved
-`
-	runs, err := parseIOMem(strings.NewReader(iomem))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []memRun{{1, 0x9e}, {0x100, 0xfee0}} // the page at 0x9f000 is partly reserved
-	if len(runs) != 2 || runs[0] != want[0] || runs[1] != want[1] {
-		t.Errorf("runs %+v, want %+v", runs, want)
-	}
-	if _, err := parseIOMem(strings.NewReader("00000000-00000000 : System RAM\n")); err == nil || !strings.Contains(err.Error(), "root") {
-		t.Errorf("hidden addresses: %v", err)
-	}
-	if _, err := parseIOMem(strings.NewReader("00000000-00000fff : Reserved\n")); err == nil {
-		t.Error("no RAM: no error")
 	}
 }
 
