@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,14 +101,7 @@ func TestBuildWinRegion(t *testing.T) {
 // TestWindowsGuestHung: a stand-in told to ignore keys and NMIs neither fires nor bug-checks.
 func TestWindowsGuestHung(t *testing.T) {
 	ctrlScroll := hid.Registry{CrashOnCtrlScroll: 1}
-	path := filepath.Join(t.TempDir(), "out")
-	if err := os.WriteFile(path, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := openOutput(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, path := fileOutput(t)
 	var calls int
 	g := newWinGuest(out, winMachine(ctrlScroll, ctrlScroll, true), winDeps{
 		bugCheck: func(uint32, [4]uint64) (*standin.CrashResult, error) { calls++; return &standin.CrashResult{}, nil },
