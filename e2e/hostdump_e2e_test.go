@@ -31,6 +31,7 @@ type hdPublished struct {
 	markerPA uint64
 	marker   string
 	runs     [][2]uint64 // base page, page count
+	live     bool        // the guest has not bug-checked: QEMU writes 0x161
 }
 
 // hdWaitPublished waits for the guest's vmcoreinfo line and parses it.
@@ -45,7 +46,7 @@ func hdWaitPublished(t *testing.T, ctx context.Context, g *harness.Guest) hdPubl
 	if !strings.HasPrefix(o.Line, "vmcoreinfo published ") {
 		t.Fatalf("the guest did not publish its header: %s", o.Line)
 	}
-	p := hdPublished{line: o.Line, marker: winField(o.Line, "marker")}
+	p := hdPublished{line: o.Line, marker: winField(o.Line, "marker"), live: true}
 	p.markerPA, err = strconv.ParseUint(winField(o.Line, "marker_pa"), 0, 64)
 	if err != nil {
 		t.Fatalf("marker_pa: %v in %s", err, o.Line)
@@ -100,10 +101,10 @@ func hdDump(t *testing.T, ctx context.Context, want int, args ...string) (*hdRep
 // address.
 func hdWantDump(t *testing.T, ctx context.Context, rep *hdReport, p hdPublished) {
 	t.Helper()
-	if rep.Format != "win-dmp" || rep.Output == "" || !rep.Live || rep.Check == nil || !rep.Check.OK {
+	if rep.Format != "win-dmp" || rep.Output == "" || rep.Live != p.live || rep.Check == nil || !rep.Check.OK {
 		t.Fatalf("report: %+v", rep)
 	}
-	if rep.Check.BugCheck.Code != dump.BugCheckLiveSystemDump {
+	if p.live && rep.Check.BugCheck.Code != dump.BugCheckLiveSystemDump {
 		t.Errorf("bug check %#x, want 0x161 LIVE_SYSTEM_DUMP", rep.Check.BugCheck.Code)
 	}
 	var c struct {

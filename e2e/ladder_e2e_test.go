@@ -27,14 +27,16 @@ type ladderReport struct {
 	HostDump *hdReport  `json:"host_dump"`
 }
 
-// ladderBoot boots a hung windows-mode guest on a fresh stand-in disk.
-func ladderBoot(t *testing.T, ctx context.Context, cfg harness.Config) (*harness.Guest, string) {
+// ladderBoot boots a hung windows-mode guest on a fresh stand-in disk (standin-disk.sh args).
+func ladderBoot(t *testing.T, ctx context.Context, cfg harness.Config, diskArgs ...string) (*harness.Guest, string) {
 	t.Helper()
-	disk := winDisk(t, ctx)
+	disk := winDisk(t, ctx, diskArgs...)
 	cfg.PVPanic, cfg.Mode, cfg.AllowReboot = true, "windows", true
 	cfg.Disks = []harness.Disk{{Path: disk, Format: "qcow2"}}
 	g := bootGuest(t, ctx, cfg)
-	winLine(t, g, 0, "hung ")
+	if len(cfg.Ignore) > 0 {
+		winLine(t, g, 0, "hung ")
+	}
 	return g, disk
 }
 
@@ -104,6 +106,27 @@ func TestLadder(t *testing.T) {
 			t.Errorf("the guest did not see (and ignore) the NMI")
 		}
 	})
+}
+
+// TestLadderBugCheckNoDump: a guest that bug-checks on the NMI but writes no dump of its own
+// (dumps disabled, no reboot: a dump stack that never finishes) is dumped by the host rung,
+// and QEMU's dump holds the guest's bug check from KiBugcheckData, not 0x161.
+func TestLadderBugCheckNoDump(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 6*time.Minute)
+	g, disk := ladderBoot(t, ctx, harness.Config{VMCoreInfo: true, PublishHeader: true}, "--dump-type", "none", "--no-autoreboot")
+	p := hdWaitPublished(t, ctx, g)
+	rep := ladderRun(t, ctx, g, disk, "nmi,dump", 0)
+	ladderWantRungs(t, rep, "nmi: crashed, no dump", "dump: dumped")
+	if rep.BugCheck == nil || *rep.BugCheck != dump.BugCheckNMIHardwareFailure || rep.HostDump == nil || rep.HostDump.Live {
+		t.Fatalf("bug check %v, host dump %+v: want 0x80 from the guest's KiBugcheckData", rep.BugCheck, rep.HostDump)
+	}
+	if rep.HostDump.Check == nil || rep.HostDump.Check.BugCheck.Code != dump.BugCheckNMIHardwareFailure {
+		t.Errorf("host dump check: %+v", rep.HostDump.Check)
+	}
+	p.live = false
+	hdWantDump(t, ctx, rep.HostDump, p)
+	winLine(t, g, 0, "halt")
 }
 
 func obsLines(g *harness.Guest) []string {

@@ -41,9 +41,6 @@ const (
 // errNoVMCoreInfo means QEMU has no vmcoreinfo device (-device vmcoreinfo).
 var errNoVMCoreInfo = errors.New("no etc/vmcoreinfo in fw_cfg: QEMU runs without -device vmcoreinfo")
 
-// winRegionMem keeps the published region mapped (and locked) for the life of the guest.
-var winRegionMem []byte
-
 // publishVMCoreInfo builds the region (vmcoreinfo.go) in a locked huge page and points QEMU's
 // vmcoreinfo device at its note with an fw_cfg DMA write from user space. It returns the region.
 //

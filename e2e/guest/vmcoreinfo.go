@@ -67,6 +67,25 @@ const (
 	winMarkerLen = 32
 )
 
+// winRegionMem is the published region, kept mapped (and locked) for the life of the guest;
+// nil when none was published.
+var winRegionMem []byte
+
+// recordBugCheck writes a bug check into the published region's KiBugcheckData, as Windows
+// does when it bug-checks: a host-side dump taken afterwards (the guest's own dump path hung)
+// then holds this code instead of 0x161 LIVE_SYSTEM_DUMP.
+func recordBugCheck(region []byte, code uint32, params [4]uint64) {
+	if len(region) != winRegionSize {
+		return
+	}
+	b := region[winOffBugcheck : winOffBugcheck+40]
+	binary.LittleEndian.PutUint32(b[0:], code)
+	binary.LittleEndian.PutUint32(b[4:], 0)
+	for i, p := range params {
+		binary.LittleEndian.PutUint64(b[8+8*i:], p)
+	}
+}
+
 // KDBG offsets QEMU reads (include/qemu/win_dump_defs.h) and the ones dumpchk-style readers use.
 const (
 	kdbgOwnerTag          = 0x10

@@ -119,10 +119,15 @@ func TestWindowsGuestHung(t *testing.T) {
 		t.Errorf("a hung guest crashed (%d bug checks) or did not record its input:\n%s", calls, b)
 	}
 	g.ignoreKeys = false
+	g.region = make([]byte, winRegionSize)
 	for _, in := range ps2Bytes("e0 1d 46 c6 46 c6 e0 9d") {
 		g.feed(in.ev)
 	}
 	if calls != 1 {
 		t.Errorf("keys handled again: %d bug checks, want 1", calls)
+	}
+	// The bug check is in KiBugcheckData, where QEMU's win-dmp writer reads it.
+	if got := binary.LittleEndian.Uint32(g.region[winOffBugcheck:]); got != dump.BugCheckManuallyInitiated {
+		t.Errorf("KiBugcheckData code %#x, want 0xE2", got)
 	}
 }

@@ -155,6 +155,9 @@ type winGuest struct {
 	// ignoreKeys and ignoreNMI make a hung Windows (crashkey.ignore=): a deadlock at high
 	// IRQL never runs the keyboard driver's crash check; a blocked NMI never bug-checks.
 	ignoreKeys, ignoreNMI bool
+	// region is the published dump-header region (vmcoreinfo.go), where a bug check is
+	// recorded in KiBugcheckData; nil when none was published.
+	region []byte
 }
 
 func ignored(b bool) string {
@@ -165,7 +168,7 @@ func ignored(b bool) string {
 }
 
 func newWinGuest(out *output, m *standin.Machine, deps winDeps) *winGuest {
-	return &winGuest{out: out, m: m, deps: deps, det: standin.NewDetector(m), fed: map[string]int{}}
+	return &winGuest{out: out, m: m, deps: deps, det: standin.NewDetector(m), fed: map[string]int{}, region: winRegionMem}
 }
 
 // feed reports one input event, as the recorder does, and runs the driver model on it.
@@ -221,6 +224,7 @@ func (g *winGuest) nmi() {
 // crashLocked is the bug check: pvpanic and the dump, then a reboot or a halt. It runs once.
 func (g *winGuest) crashLocked(code uint32, params [4]uint64) {
 	g.crashed = true
+	recordBugCheck(g.region, code, params)
 	g.out.emit("windows", "bugcheck", "code="+dump.FormatBugCheck(code), fmt.Sprintf("params=%#x,%#x,%#x,%#x", params[0], params[1], params[2], params[3]))
 	res, err := g.deps.bugCheck(code, params)
 	if res != nil && res.Panic != 0 {
