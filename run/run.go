@@ -133,8 +133,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Ladder) > 0 {
 		j.rep.Trigger = ladderString(cfg.Ladder)
 	}
-	if cfg.Trigger.Kind == TriggerKeys || strings.Contains(j.rep.Trigger, "keys") {
-		j.rep.Hotkey = cfg.Hotkey.String()
+	for _, t := range append([]Trigger{cfg.Trigger}, cfg.Ladder...) {
+		if t.Kind == TriggerKeys {
+			j.rep.Hotkey = cfg.Hotkey.String()
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
