@@ -9,12 +9,11 @@ pkgs=(
   ntfs-3g           # mkntfs, ntfscp, ntfscat: NTFS fixtures and the stand-in guest's writer
   fdisk             # sfdisk: GPT/MBR fixtures
   ntfs-3g-dev gcc libc6-dev # disk/testdata/ntfshelper.c: mkdir and compressed folders in NTFS fixtures (no FUSE)
-  g++               # scripts/test.d/30-dump.sh: builds a reader on kdmp-parser (../shared/oracles) to cross-check dumps
+  g++               # kdmp-parser (../shared/oracles) readers: 30-dump.sh cross-checks dumps, dump/analyze address translation
   libwin-hivex-perl # hivexregedit: .reg round trips into real hives
   libhivex-bin      # hivexget: independent hive reader
   cpio              # initramfs for the e2e guest
   zstd xz-utils     # kernel package extraction
-  g++               # dump/analyze: kdmp-parser (the shared oracle) built to cross-check address translation
   time              # GNU time -f %M: peak RSS in scripts/bench/check-deep.sh
   procps            # pgrep: the demo test checks that nothing is left running
   xkb-data x11proto-dev # scancodes/layout: xkb symbol files and keysymdef.h the layout table is generated from (and checked against)
