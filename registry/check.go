@@ -78,6 +78,8 @@ type DumpReport struct {
 	DedicatedDumpFile string `json:"dedicatedDumpFile,omitempty"`
 	// NMI says what an injected NMI does on this guest.
 	NMI string `json:"nmi"`
+	// HostDump says whether the host can write a Windows dump of the guest (FwCfg driver).
+	HostDump string `json:"hostDump"`
 }
 
 // HotkeyCheck answers whether a given hotkey fires on the guest, for a PS/2 keyboard
@@ -386,6 +388,7 @@ func Check(s *Settings, opts CheckOptions) *Report {
 			Message: "some values of " + `Control\CrashControl` + " cannot be read (" + damageOf(s, "CrashControl") + "): Windows' defaults are shown for them",
 			Fix:     damageFix})
 	}
+	r.Dump.HostDump = hostDumpNote(s)
 	switch {
 	case cc.Damaged && cc.CrashDumpEnabled == nil:
 		add(Problem{ID: "dump-damaged", Severity: SeverityError,

@@ -38,6 +38,8 @@ type Settings struct {
 	ExistingPageFiles []string `json:"existingPageFiles,omitempty"`
 	// ShutdownTime is Control\Windows\ShutdownTime: when Windows last shut down cleanly.
 	ShutdownTime *time.Time `json:"shutdownTime,omitempty"`
+	// FwCfg is virtio-win's FwCfg driver service (fwcfg.go).
+	FwCfg ServiceInfo `json:"fwcfg"`
 	// Anomalies lists values that exist but that Windows cannot use as they are (wrong type or
 	// size). Such values are left out of the fields above.
 	Anomalies []string `json:"anomalies,omitempty"`
@@ -327,6 +329,9 @@ func (sc *scan) run() error {
 			return err
 		}
 		sc.s.Drivers = append(sc.s.Drivers, ds)
+	}
+	if err := sc.item("FwCfg", csName+`\Services\`+FwCfgService, sc.fwcfg(cs)); err != nil {
+		return err
 	}
 	err = sc.crashControl(cs)
 	sc.s.CrashControl.Damaged = err != nil

@@ -94,6 +94,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("  DedicatedDumpFile %s", r.Dump.DedicatedDumpFile)
 	}
 	p("  NMI: %s", r.Dump.NMI)
+	p("  host dump: %s", r.Dump.HostDump)
 	var files []string
 	for _, f := range r.Paging.Files {
 		files = append(files, f.Spec)

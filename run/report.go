@@ -99,6 +99,11 @@ type Report struct {
 	Check     *dump.Report     `json:"check,omitempty"`
 	// Culprit is the probable cause named from the pulled dump (nil when none can be named).
 	Culprit *analyze.Culprit `json:"culprit,omitempty"`
+	// Rungs are what each rung of an escalation ladder (--trigger keys,nmi,dump) saw, and
+	// Rung the one that worked; HostDump is the dump rung's result.
+	Rungs    []Rung          `json:"rungs,omitempty"`
+	Rung     string          `json:"rung,omitempty"`
+	HostDump *HostDumpReport `json:"host_dump,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }
@@ -125,6 +130,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if len(r.NotSeen) > 0 {
 		fmt.Fprintf(&b, "not seen: %s\n", termsafe.String(strings.Join(r.NotSeen, ", ")))
+	}
+	for _, g := range r.Rungs {
+		fmt.Fprintf(&b, "rung:     %-8s %s: %s\n", g.Trigger, g.Result, termsafe.String(g.Detail))
+	}
+	if r.HostDump != nil && r.HostDump.Output != "" {
+		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) written by the hypervisor\n", termsafe.String(r.HostDump.Output), r.HostDump.Size, r.HostDump.SHA256)
 	}
 	if r.Dump != nil {
 		fmt.Fprintf(&b, "dump:     %s (%d bytes, sha256 %s) from %s\n", termsafe.String(r.Dump.Output), r.Dump.Size, r.Dump.SHA256, termsafe.String(r.Dump.Source))

@@ -61,6 +61,11 @@ type Config struct {
 	Deep bool
 	// OnStep, when set, is called as each step ends (for live progress).
 	OnStep func(Step)
+	// Ladder, when set, replaces Trigger: each trigger is tried in turn (ladder.go), the next
+	// one when no crash arrives within StepTimeout (default DefaultStepTimeout) or, after a
+	// crash, no dump.
+	Ladder      []Trigger
+	StepTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -75,6 +80,9 @@ func (c *Config) defaults() {
 	}
 	if c.Hotkey.Key == nil {
 		c.Hotkey = hid.CrashOnCtrlScroll()
+	}
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = DefaultStepTimeout
 	}
 }
 
@@ -92,6 +100,10 @@ type job struct {
 	sources  pull.Sources
 	baseline map[string]bool
 	status   vm.Status
+	// expectSet: the caller gave ExpectBugCheck; keysBlocked: why the keys rung cannot fire.
+	expectSet    bool
+	keysBlocked  string
+	crashTimeout time.Duration // CrashTimeout as configured (a ladder's rungs wait StepTimeout)
 }
 
 // milestones in the order they are reported.
@@ -105,9 +117,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Target.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
+	if len(cfg.Ladder) > 0 {
+		cfg.Trigger = cfg.Ladder[0]
+	}
 	if cfg.Trigger.Kind == "" {
 		cfg.Trigger.Kind = TriggerKeys
 	}
+	expectSet := cfg.ExpectBugCheck != nil
 	if cfg.ExpectBugCheck == nil {
 		if code := cfg.Trigger.ExpectedBugCheck(); code != 0 {
 			cfg.ExpectBugCheck = &code
@@ -116,10 +132,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.StopAfterCrash && cfg.Disk == "" {
 		return nil, fmt.Errorf("%w: --stop-after-crash keeps the dump in pagefile.sys, which only --disk IMAGE can reach", ErrBadConfig)
 	}
-	j := &job{cfg: cfg, start: time.Now(), seen: map[string]bool{}, baseline: map[string]bool{}}
+	j := &job{cfg: cfg, start: time.Now(), seen: map[string]bool{}, baseline: map[string]bool{}, expectSet: expectSet}
 	j.rep = &Report{Target: describeAddress(cfg.Target), Trigger: cfg.Trigger.String(), Events: []vm.Event{}}
-	if cfg.Trigger.Kind == TriggerKeys {
-		j.rep.Hotkey = cfg.Hotkey.String()
+	if len(cfg.Ladder) > 0 {
+		j.rep.Trigger = ladderString(cfg.Ladder)
+	}
+	for _, t := range append([]Trigger{cfg.Trigger}, cfg.Ladder...) {
+		if t.Kind == TriggerKeys {
+			j.rep.Hotkey = cfg.Hotkey.String()
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -232,6 +253,9 @@ func (j *job) run(ctx context.Context) error {
 		return fmt.Errorf("events: %w", err)
 	}
 	j.events = events
+	if len(j.cfg.Ladder) > 0 {
+		return j.runLadder(ctx)
+	}
 
 	// 3. trigger
 	triggered := time.Now()
@@ -324,6 +348,11 @@ func (j *job) preflight(ctx context.Context) (stop bool, err error) {
 		}
 		if j.cfg.Force {
 			s.Status, s.Detail = StepWarning, "going on despite --force: "+msg
+			return nil
+		}
+		if j.ladderGoesOn(pre) {
+			j.keysBlocked = msg
+			s.Status, s.Detail = StepWarning, "the keys rung is skipped: "+msg
 			return nil
 		}
 		s.Status, s.Detail = StepFailed, msg

@@ -138,6 +138,12 @@ func checkIsTerminal(w io.Writer) bool {
 // checkProgress returns a Progress callback that redraws one status line at most five
 // times a second.
 func checkProgress(w io.Writer) func(done, total int64) {
+	return progressLine(w, "check: reading pages")
+}
+
+// progressLine returns a Progress callback that redraws "LABEL nn.n% (…)" on one line at most
+// five times a second.
+func progressLine(w io.Writer, label string) func(done, total int64) {
 	var last time.Time
 	start := time.Now()
 	return func(done, total int64) {
@@ -151,6 +157,6 @@ func checkProgress(w io.Writer) func(done, total int64) {
 			pct = 100 * float64(done) / float64(total)
 		}
 		rate := float64(done) / (1 << 20) / max(now.Sub(start).Seconds(), 1e-3)
-		fmt.Fprintf(w, "\rcheck: reading pages %5.1f%% (%d/%d MiB, %.0f MiB/s)", pct, done>>20, total>>20, rate)
+		fmt.Fprintf(w, "\r%s %5.1f%% (%d/%d MiB, %.0f MiB/s)", label, pct, done>>20, total>>20, rate)
 	}
 }

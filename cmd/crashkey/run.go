@@ -27,10 +27,10 @@ func newRunCmd() *cobra.Command {
 		overwrite, deep      bool
 		asJSON               bool
 		timeout, crashTO     time.Duration
-		poll                 time.Duration
+		poll, stepTO         time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "run (--qmp ADDR | --libvirt URI --domain NAME) [--disk IMAGE] [--trigger keys|nmi|exec:CMD] [hotkey flags]",
+		Use:   "run (--qmp ADDR | --libvirt URI --domain NAME) [--disk IMAGE] [--trigger keys|nmi|exec:CMD|keys,nmi,dump] [hotkey flags]",
 		Short: "The whole job: preflight, trigger the crash, watch it, pull the dump and check it",
 		Long: `run does the whole job, as CI on Windows VMs and admins use it:
  1. preflight --disk IMAGE (when given) and stop early with the fix when the hotkey cannot fire on
@@ -43,6 +43,13 @@ func newRunCmd() *cobra.Command {
     it; with --stop-after-crash the guest's reboot pauses the VM instead and the dump is pulled from
     pagefile.sys;
  6. check the dump (--expect-bugcheck, default: 0xE2 for keys, 0x80 for nmi) and report every step.
+
+The escalation ladder for hung guests: --trigger keys,nmi,dump tries each rung in turn and moves
+on when no crash arrives within --step-timeout (default 1m) or, after a crash, no dump appears
+within it. dump is the last resort: the hypervisor writes the guest's memory as a Windows dump
+(as crashkey dump does; the guest needs the vmcoreinfo device and virtio-win's FwCfg driver).
+A keys rung the preflight says cannot fire is skipped. The report says what each rung saw
+and which one worked.
 
 Exit codes: 0 the guest crashed and its dump is valid with the expected bug check (or, without
 --disk, the crash was seen); 1 preflight: the guest is not armed for this trigger (nothing was
@@ -58,11 +65,19 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 			if err != nil {
 				return err
 			}
-			trig, err := run.ParseTrigger(trigger)
+			ladder, err := run.ParseLadder(trigger)
 			if err != nil {
 				return usageErr(fmt.Errorf("--trigger: %w", err))
 			}
-			if trig.Kind != run.TriggerKeys && hk.set(cmd) {
+			trig := ladder[0]
+			hasKeys := false
+			for _, t := range ladder {
+				hasKeys = hasKeys || t.Kind == run.TriggerKeys
+			}
+			if len(ladder) == 1 && trig.Kind != run.TriggerDump {
+				ladder = nil
+			}
+			if !hasKeys && hk.set(cmd) {
 				return usageErr(fmt.Errorf("hotkey flags go with --trigger keys, not %s", trig))
 			}
 			h, err := hk.hotkey(cmd)
@@ -76,6 +91,7 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, AllowBacking: img.policy(), Trigger: trig, Hotkey: h,
 				Chord: method == "chord", Force: force, StopAfterCrash: stopAfter, Timeout: timeout,
 				CrashTimeout: crashTO, Poll: poll, OutDir: out, Overwrite: overwrite, Deep: deep,
+				Ladder: ladder, StepTimeout: stepTO,
 			}
 			cfg.VM.Timeout = tf.rpcTimeout
 			if expect != "" {
@@ -121,7 +137,8 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 	f.StringVar(&agent, "agent", "", "QEMU guest agent socket for --trigger exec:CMD on a QMP target (unix:PATH)")
 	f.StringVar(&diskPath, "disk", "", "the guest's disk image (raw or qcow2): preflight it and pull the dump from it (read-only)")
 	f.IntVar(&partition, "partition", 0, "the Windows volume's partition number (default: found by itself)")
-	f.StringVar(&trigger, "trigger", "keys", "keys (the hotkey), nmi, or exec:COMMAND (run in the guest by the guest agent)")
+	f.StringVar(&trigger, "trigger", "keys", "keys (the hotkey), nmi, exec:COMMAND (run in the guest by the guest agent), or a ladder tried in turn: keys,nmi,dump (dump: the hypervisor writes the guest's memory)")
+	f.DurationVar(&stepTO, "step-timeout", run.DefaultStepTimeout, "with a ladder: how long each rung waits for a crash, and then for its dump, before the next is tried")
 	f.StringVar(&method, "method", "events", "events (exact down/up events) or chord (one send-key chord, to see what a chord does)")
 	f.StringVar(&expect, "expect-bugcheck", "", "fail unless the dump holds this bug check (default: 0xE2 for keys, 0x80 for nmi)")
 	f.BoolVar(&stopAfter, "stop-after-crash", false, "pause the VM when the guest reboots after writing its dump, and pull the dump from pagefile.sys")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/internal/termsafe"
+	"github.com/crashkey/crashkey/run"
 	"github.com/crashkey/crashkey/vm"
 )
 
@@ -15,6 +16,9 @@ func init() { register(newStatusCmd) }
 type statusReport struct {
 	Target string `json:"target"`
 	vm.Status
+	// Rungs say whether each rung of run's escalation ladder can work (run.CheckRungs).
+	Rungs     []run.RungCheck `json:"rungs"`
+	PanicNote string          `json:"panic_note"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -29,7 +33,9 @@ func newStatusCmd() *cobra.Command {
 paused guest drops injected keys), the keyboards and the one QEMU routes injected keys to (the
 Windows driver to arm follows from it: i8042prt for PS/2, kbdhid for USB and virtio), the
 panic devices (pvpanic, pvpanic-pci, hv-crash) and the panic action (QEMU cannot report it
-unless crashkey set it; on libvirt it is the domain's <on_crash>). It changes nothing.
+unless crashkey set it; on libvirt it is the domain's <on_crash>), and whether each rung of run's
+escalation ladder (keys, nmi, dump) can work: the dump rung needs the vmcoreinfo device. It
+changes nothing.
 
 Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
 		Example: `  crashkey status --qmp unix:/run/win11.qmp
@@ -46,7 +52,7 @@ Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
 			if err != nil {
 				return failedErr(err)
 			}
-			rep := statusReport{Target: t.Describe(), Status: st}
+			rep := statusReport{Target: t.Describe(), Status: st, Rungs: run.CheckRungs(ctx, t, st), PanicNote: run.PanicNote(st)}
 			if asJSON {
 				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
 					return failedErr(err)
@@ -86,6 +92,12 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "panic devices: %s\n", termsafe.String(joinComma(st.PanicDevices)))
 	}
 	fmt.Fprintf(w, "panic action: %s\n", termsafe.String(st.PanicAction))
+	for _, r := range rep.Rungs {
+		fmt.Fprintf(w, "rung %-5s %-7s %s\n", r.Rung, r.Ready, termsafe.String(r.Detail))
+	}
+	if rep.PanicNote != "" {
+		fmt.Fprintf(w, "crash detection: %s\n", termsafe.String(rep.PanicNote))
+	}
 	for _, wn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", oneLine(wn))
 	}

@@ -20,6 +20,10 @@
 //	crashkey.panic_on_nmi=1       sysctl kernel.unknown_nmi_panic=1 (an NMI panics; with pvpanic,
 //	                              QEMU reports GUEST_PANICKED)
 //	crashkey.out=/dev/ttyS1       where observation lines go
+//	crashkey.vmcoreinfo=1         publish a Windows dump header through QEMU's vmcoreinfo device
+//	                              (vmcoreinfo.go), for dump-guest-memory's win-dmp format
+//	crashkey.ignore=keys,nmi      windows mode: a hung Windows that ignores its keyboard, NMIs
+//	                              or both
 //	crashkey.disk=/dev/vda        windows mode: the stand-in Windows disk
 //	crashkey.ntfscp=/bin/ntfscp   windows mode: ntfs-3g's ntfscp (harness.Build puts it there)
 //
@@ -70,6 +74,7 @@ func main() {
 	if err := applySysctls(p); err != nil {
 		fail(out, fmt.Errorf("sysctl: %w", err))
 	}
+	publishFromParams(e)
 	m, ok := modes[name]
 	if !ok {
 		fail(out, fmt.Errorf("unknown crashkey.mode %q (known: %s)", name, strings.Join(modeNames(), ", ")))

@@ -42,7 +42,8 @@ const (
 //	windows disk=… / controlset=… / driver=… / crash … / pagefile=… / problem=…   Machine.Lines
 //	windows move source=… moved=true|false …   the SMSS step (MoveInfo.Line)
 //	windows fired <driver> bus=<ps2|usb> at=<n>  the hotkey model fired on the n-th byte/report
-//	windows nmi                                  an NMI was logged by the kernel
+//	windows hung keys=ignored|handled nmi=…       crashkey.ignore= made it a hung Windows
+//	windows nmi [ignored]                        an NMI was logged by the kernel
 //	windows bugcheck code=0x… params=…          the bug check raised
 //	windows panic <panicked|crash-loaded> [error=…]   the pvpanic event
 //	windows dump type=… sha256=… …               the dump written (DumpInfo.Line)
@@ -78,6 +79,19 @@ func windowsMode(e *env) error {
 		sync:   unix.Sync,
 		reboot: func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART) },
 	})
+	for _, what := range e.params.list("crashkey.ignore") {
+		switch what {
+		case "keys":
+			g.ignoreKeys = true
+		case "nmi":
+			g.ignoreNMI = true
+		default:
+			return fmt.Errorf("crashkey.ignore=%s: want keys, nmi or keys,nmi", what)
+		}
+	}
+	if g.ignoreKeys || g.ignoreNMI {
+		e.out.emit("windows", "hung", "keys="+ignored(g.ignoreKeys), "nmi="+ignored(g.ignoreNMI))
+	}
 	go watchKmsg(e.out, g.nmi)
 	openKeyboards(e, expectedKeyboards(e), g.feed)
 	e.out.emit("ready")
@@ -137,10 +151,24 @@ type winGuest struct {
 	det     *standin.Detector
 	fed     map[string]int // bytes (ps2) or reports (usb) fed so far, per bus
 	crashed bool
+
+	// ignoreKeys and ignoreNMI make a hung Windows (crashkey.ignore=): a deadlock at high
+	// IRQL never runs the keyboard driver's crash check; a blocked NMI never bug-checks.
+	ignoreKeys, ignoreNMI bool
+	// region is the published dump-header region (vmcoreinfo.go), where a bug check is
+	// recorded in KiBugcheckData; nil when none was published.
+	region []byte
+}
+
+func ignored(b bool) string {
+	if b {
+		return "ignored"
+	}
+	return "handled"
 }
 
 func newWinGuest(out *output, m *standin.Machine, deps winDeps) *winGuest {
-	return &winGuest{out: out, m: m, deps: deps, det: standin.NewDetector(m), fed: map[string]int{}}
+	return &winGuest{out: out, m: m, deps: deps, det: standin.NewDetector(m), fed: map[string]int{}, region: winRegionMem}
 }
 
 // feed reports one input event, as the recorder does, and runs the driver model on it.
@@ -149,7 +177,7 @@ func (g *winGuest) feed(ev inputEvent) {
 	g.out.emit(kind, fields...)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.crashed {
+	if g.crashed || g.ignoreKeys {
 		return
 	}
 	fired := false
@@ -182,6 +210,10 @@ func (g *winGuest) feed(ev inputEvent) {
 func (g *winGuest) nmi() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.ignoreNMI {
+		g.out.emit("windows", "nmi", "ignored")
+		return
+	}
 	g.out.emit("windows", "nmi")
 	if g.crashed {
 		return
@@ -192,6 +224,7 @@ func (g *winGuest) nmi() {
 // crashLocked is the bug check: pvpanic and the dump, then a reboot or a halt. It runs once.
 func (g *winGuest) crashLocked(code uint32, params [4]uint64) {
 	g.crashed = true
+	recordBugCheck(g.region, code, params)
 	g.out.emit("windows", "bugcheck", "code="+dump.FormatBugCheck(code), fmt.Sprintf("params=%#x,%#x,%#x,%#x", params[0], params[1], params[2], params[3]))
 	res, err := g.deps.bugCheck(code, params)
 	if res != nil && res.Panic != 0 {

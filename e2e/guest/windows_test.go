@@ -94,14 +94,7 @@ func TestWindowsGuest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "out")
-			if err := os.WriteFile(path, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := openOutput(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, path := fileOutput(t)
 			var calls []string
 			g := newWinGuest(out, tt.m, winDeps{
 				bugCheck: func(code uint32, params [4]uint64) (*standin.CrashResult, error) {
@@ -132,6 +125,20 @@ func TestWindowsGuest(t *testing.T) {
 			gold.CheckString(t, filepath.Join("testdata", "windows", tt.name+".golden"), got)
 		})
 	}
+}
+
+// fileOutput is an observation output into a new file, and the file's path.
+func fileOutput(t *testing.T) (*output, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := openOutput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, path
 }
 
 // TestWaitLoad: a disk that never appears is reported with the fix, after the wait.

@@ -56,6 +56,19 @@ type Config struct {
 	PanicOnNMI bool
 	// Disks are attached in order as virtio block devices.
 	Disks []Disk
+	// VMCoreInfo adds QEMU's vmcoreinfo device (-device vmcoreinfo, libvirt
+	// <vmcoreinfo state='on'/>), through which a guest publishes its dump header.
+	VMCoreInfo bool
+	// PublishHeader makes the guest publish a Windows dump header through the vmcoreinfo device
+	// at boot (crashkey.vmcoreinfo=1, with one huge page reserved for it), as virtio-win's FwCfg
+	// driver does, so that dump-guest-memory can write a win-dmp dump.
+	PublishHeader bool
+	// LinuxNoteFirst makes the guest first publish a Linux-style VMCOREINFO note, as Linux's
+	// qemu_fw_cfg driver does when it loads, and then its Windows header over it.
+	LinuxNoteFirst bool
+	// Ignore makes a windows-mode guest hang: "keys" ignores the keyboard, "nmi" NMIs
+	// (crashkey.ignore=).
+	Ignore []string
 	// Mode is the guest /init's crashkey.mode (default "recorder").
 	Mode string
 	// Append is added to the kernel command line.
@@ -162,6 +175,16 @@ func (c Config) KernelCmdline() string {
 	if c.PanicOnNMI {
 		parts = append(parts, "crashkey.panic_on_nmi=1")
 	}
+	if c.PublishHeader {
+		v := "1"
+		if c.LinuxNoteFirst {
+			v = "linux-first"
+		}
+		parts = append(parts, "crashkey.vmcoreinfo="+v, "hugepages=1")
+	}
+	if len(c.Ignore) > 0 {
+		parts = append(parts, "crashkey.ignore="+strings.Join(c.Ignore, ","))
+	}
 	if s := strings.TrimSpace(c.Append); s != "" {
 		parts = append(parts, s)
 	}
@@ -215,6 +238,9 @@ func (c Config) QEMUArgs(p Paths) []string {
 	}
 	if c.PVPanic {
 		a = append(a, "-device", "pvpanic")
+	}
+	if c.VMCoreInfo {
+		a = append(a, "-device", "vmcoreinfo")
 	}
 	if c.PanicAction != "" {
 		a = append(a, "-action", "panic="+c.PanicAction)

@@ -27,6 +27,7 @@ func TestQEMUArgs(t *testing.T) {
 		{"usb-uhci-q35", Config{Keyboards: []Keyboard{USBUHCI}, Machine: "q35"}},
 		{"all-keyboards", Config{Keyboards: []Keyboard{PS2, USBXHCI, USBUHCI, USBEHCI, Virtio}}},
 		{"pvpanic-none", Config{PVPanic: true, PanicAction: "none", PanicOnNMI: true}},
+		{"hung-vmcoreinfo", Config{Mode: "windows", VMCoreInfo: true, PublishHeader: true, Ignore: []string{"keys", "nmi"}}},
 		{"disks-mode", Config{Mode: "windows", Append: "crashkey.x=1", MemoryMiB: 512, AllowReboot: true,
 			Disks:     []Disk{{Path: "/img/win.qcow2", Format: "qcow2"}, {Path: "/img/hive.raw", ReadOnly: true}},
 			ExtraArgs: []string{"-d", "guest_errors"}}},
@@ -53,6 +54,8 @@ func TestKernelCmdline(t *testing.T) {
 		{Config{Keyboards: []Keyboard{Virtio, USBEHCI}, PanicOnNMI: true, Append: " panic=-1 "},
 			"console=ttyS0 crashkey.mode=recorder crashkey.expect=ps2,usb,virtio crashkey.panic_on_nmi=1 panic=-1"},
 		{Config{Mode: "windows"}, "console=ttyS0 crashkey.mode=windows crashkey.expect=ps2"},
+		{Config{PublishHeader: true, LinuxNoteFirst: true, Ignore: []string{"keys"}},
+			"console=ttyS0 crashkey.mode=recorder crashkey.expect=ps2 crashkey.vmcoreinfo=linux-first hugepages=1 crashkey.ignore=keys"},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.KernelCmdline(); got != tt.want {
@@ -104,6 +107,7 @@ func TestDomainXML(t *testing.T) {
 			Disks:  []Disk{{Path: "/img/a&b.qcow2", Format: "qcow2"}, {Path: "/img/c.raw", ReadOnly: true}},
 			Append: "x='<y>'"}, opts: LibvirtOptions{OnCrash: "destroy", Emulator: "/opt/qemu"}},
 		{name: "uhci-q35", cfg: Config{Keyboards: []Keyboard{USBUHCI}, Machine: "q35"}},
+		{name: "vmcoreinfo", cfg: Config{VMCoreInfo: true, PublishHeader: true}},
 		{name: "two usb", cfg: Config{Keyboards: []Keyboard{USBXHCI, USBUHCI}}, wantErr: "more than one USB keyboard"},
 		{name: "kvm", cfg: Config{Accel: "kvm"}, wantErr: "type='qemu'"},
 	}

@@ -71,7 +71,8 @@ var domainTmpl = template.Must(template.New("domain").Funcs(template.FuncMap{
     <cmdline>{{x .Cmdline}}</cmdline>
   </os>
   <features>
-    <acpi/>
+    <acpi/>{{if .Cfg.VMCoreInfo}}
+    <vmcoreinfo state='on'/>{{end}}
   </features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>{{if .Cfg.AllowReboot}}restart{{else}}destroy{{end}}</on_reboot>

@@ -169,7 +169,7 @@ func PlanDump(m *Machine, code uint32, params [4]uint64, now time.Time, opts Dum
 	if spec.ProductType != 1 {
 		spec.Build = 20348 // Windows Server 2022
 	}
-	all := pageRuns(mem, 42)
+	all := PageRuns(mem, 42)
 	if len(all) == 0 {
 		return nil, fmt.Errorf("memory map has no whole page of System RAM")
 	}

@@ -130,9 +130,9 @@ func normalise(in []MemRange) []MemRange {
 	return out
 }
 
-// pageRuns turns byte ranges into runs of whole pages (partial pages at the edges are left
+// PageRuns turns byte ranges into runs of whole pages (partial pages at the edges are left
 // out, as Windows' memory descriptor does), at most limit runs: the largest are kept.
-func pageRuns(ranges []MemRange, limit int) []dump.Run {
+func PageRuns(ranges []MemRange, limit int) []dump.Run {
 	var runs []dump.Run
 	for _, r := range ranges {
 		first := (r.Start + dump.PageSize - 1) / dump.PageSize

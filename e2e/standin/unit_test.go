@@ -121,7 +121,7 @@ func TestReadMemmap(t *testing.T) {
 }
 
 func TestPageRuns(t *testing.T) {
-	runs := pageRuns([]MemRange{{0x1000, 0x9fc00}, {0x100000, 0xffe0000}}, 42)
+	runs := PageRuns([]MemRange{{0x1000, 0x9fc00}, {0x100000, 0xffe0000}}, 42)
 	want := []dump.Run{{BasePage: 1, PageCount: 0x9e}, {BasePage: 0x100, PageCount: 0xfee0}}
 	if !reflect.DeepEqual(runs, want) {
 		t.Fatalf("pageRuns = %v, want %v", runs, want)
@@ -137,7 +137,7 @@ func TestPageRuns(t *testing.T) {
 	for i := uint64(0); i < 50; i++ {
 		many = append(many, MemRange{i * 0x100000, i*0x100000 + (i+1)*0x1000})
 	}
-	got := pageRuns(many, 42)
+	got := PageRuns(many, 42)
 	if len(got) != 42 || got[0].BasePage != 8*0x100 || got[41].PageCount != 50 {
 		t.Errorf("pageRuns of 50 ranges: %d runs, first %v, last %v", len(got), got[0], got[len(got)-1])
 	}
@@ -240,7 +240,7 @@ func FuzzParseIOMem(f *testing.F) {
 			t.Fatalf("%d ranges", len(got))
 		}
 		// Whatever the map says, the runs fit a dump header and scaling never overflows.
-		runs := scaleRuns(pageRuns(got, 42), 1, 16)
+		runs := scaleRuns(PageRuns(got, 42), 1, 16)
 		if len(runs) > 42 {
 			t.Fatalf("%d runs", len(runs))
 		}

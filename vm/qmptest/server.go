@@ -368,6 +368,8 @@ func (s *Server) dispatch(c net.Conn, wmu *sync.Mutex, execute string, args json
 		return nil, nil
 	case "inject-nmi":
 		return nil, nil
+	case "query-memory-size-summary":
+		return map[string]uint64{"base-memory": 4 << 30}, nil
 	case "guest-sync":
 		var a struct {
 			ID json.RawMessage `json:"id"`

@@ -29,6 +29,14 @@ import (
 	"github.com/crashkey/crashkey/e2e/harness"
 )
 
+// extraQMP is a second QMP monitor on 127.0.0.1:port (none for 0).
+func extraQMP(port int) []string {
+	if port == 0 {
+		return nil
+	}
+	return []string{"-qmp", fmt.Sprintf("tcp:127.0.0.1:%d,server=on,wait=off", port)}
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -45,6 +53,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	bootTimeout := fs.Duration("boot-timeout", 3*time.Minute, "how long building the initramfs and booting may take")
 	repo := fs.String("repo", "", "the crashkey repository (default: found above the working directory)")
 	watchStdin := fs.Bool("stdin", false, "also stop when standard input reaches end of file")
+	hostDump := fs.Bool("hostdump", false, "add QEMU's vmcoreinfo device and have the guest publish its Windows dump header (for crashkey dump)")
+	qmpTCP := fs.Int("qmp-tcp", 0, "also serve QMP on 127.0.0.1:PORT (a second monitor, for a client by hand)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -91,14 +101,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	g, err := harness.Start(bctx, harness.Config{
-		Artifacts:   art,
-		Keyboards:   kbds,
-		PVPanic:     true,
-		Disks:       []harness.Disk{{Path: abs, Format: format(abs)}},
-		Mode:        "windows",
-		AllowReboot: true,
-		MemoryMiB:   *memory,
-		Dir:         *dir,
+		Artifacts:     art,
+		Keyboards:     kbds,
+		PVPanic:       true,
+		Disks:         []harness.Disk{{Path: abs, Format: format(abs)}},
+		Mode:          "windows",
+		AllowReboot:   true,
+		MemoryMiB:     *memory,
+		Dir:           *dir,
+		VMCoreInfo:    *hostDump,
+		PublishHeader: *hostDump,
+		ExtraArgs:     extraQMP(*qmpTCP),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)

@@ -189,6 +189,7 @@ type Conn struct {
 
 	events chan Event
 	done   chan struct{}
+	w      watchers
 }
 
 // Dial connects to a QMP server at network ("unix" or "tcp") and addr, reads the greeting and
@@ -360,6 +361,7 @@ func (c *Conn) readLoop() {
 			if m.Event.Time.IsZero() {
 				m.Event.Time = time.Now().UTC()
 			}
+			c.notify(*m.Event)
 			c.deliver(*m.Event)
 		case m.Greeting != nil:
 			// A second greeting means nothing to us; ignore it.

@@ -310,3 +310,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Watch gives every watcher of an event name its own copy, beside the Events channel; a
+// stopped watcher gets nothing more.
+func TestWatch(t *testing.T) {
+	s := qmptest.New(t)
+	c := dial(t, s, Options{})
+	a, stopA := c.Watch("DUMP_COMPLETED")
+	b, stopB := c.Watch("DUMP_COMPLETED")
+	defer stopB()
+	s.Event("RESET", nil)
+	s.Event("DUMP_COMPLETED", map[string]any{"result": map[string]any{"status": "completed"}})
+	for name, ch := range map[string]<-chan Event{"a": a, "b": b} {
+		select {
+		case e := <-ch:
+			if e.Name != "DUMP_COMPLETED" {
+				t.Errorf("watcher %s got %s", name, e.Name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("watcher %s got nothing", name)
+		}
+	}
+	for _, want := range []string{"RESET", "DUMP_COMPLETED"} {
+		if e := <-c.Events(); e.Name != want {
+			t.Errorf("Events: %s, want %s", e.Name, want)
+		}
+	}
+	stopA()
+	s.Event("DUMP_COMPLETED", nil)
+	<-b
+	select {
+	case e := <-a:
+		t.Errorf("stopped watcher got %s", e.Name)
+	default:
+	}
+}

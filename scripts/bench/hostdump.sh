@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Benchmark of `crashkey dump` (not part of CI). Boots the stand-in Windows guest with
+# MEM_MIB (default 1024) MiB of RAM, QEMU's vmcoreinfo device and the Windows dump header
+# published (e2e/cmd/demo -hostdump), and compares, each best of RUNS (default 3), into the
+# same directory:
+#   qmp by hand    dump-guest-memory win-dmp over a second QMP monitor (bash /dev/tcp), the
+#                  call QEMU answers when its writer is done: QEMU's own time
+#   crashkey dump  the same through crashkey: device and space checks, detach + query-dump,
+#                  then sha256 and the header check of the file, atomic rename
+# and prints the ratio. Goal: ≤ 1.05× (crashkey adds only its checks).
+# Needs about 3 × MEM_MIB of free space in BENCH_DIR (default: a new directory in /tmp).
+#
+#   scripts/bench/hostdump.sh [MEM_MIB]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mem_mib="${1:-1024}"
+runs="${RUNS:-3}"
+port="${QMP_PORT:-47111}"
+dir="$(mktemp -d "${BENCH_DIR:-/tmp}/crashkey-hostdump.XXXXXX")"
+launcher=""
+cleanup() {
+  if [ -n "$launcher" ] && kill -0 "$launcher" 2>/dev/null; then
+    kill -TERM "$launcher" 2>/dev/null || true
+    wait "$launcher" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+go build -o "$dir/crashkey" ./cmd/crashkey
+go build -o "$dir/launcher" ./e2e/cmd/demo
+go build -o "$dir/benchrun" ./internal/tools/benchrun
+CRASHKEY="$dir/crashkey" bash scripts/guest/standin-disk.sh "$dir/win.qcow2" >/dev/null 2>&1
+"$dir/launcher" -disk "$dir/win.qcow2" -memory "$mem_mib" -hostdump -qmp-tcp "$port" -ready "$dir/ready" \
+  -dir "$dir/vm" -max-time 30m >/dev/null 2>"$dir/guest.log" &
+launcher=$!
+for _ in $(seq 1 600); do
+  [ -s "$dir/ready" ] && break
+  kill -0 "$launcher" 2>/dev/null || { cat "$dir/guest.log" >&2; echo "bench: the guest did not boot" >&2; exit 1; }
+  sleep 0.5
+done
+qmp="$(cat "$dir/ready")"
+grep -q 'vmcoreinfo published' "$dir/vm/data.log" || { cat "$dir/vm/data.log" >&2; echo "bench: the guest published no header" >&2; exit 1; }
+
+# QEMU's own dump-guest-memory, by hand: greeting, qmp_capabilities, then the synchronous call.
+qmp_by_hand() { # FILE
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  read -r line <&3
+  printf '{"execute":"qmp_capabilities"}\n' >&3
+  read -r line <&3
+  printf '{"execute":"dump-guest-memory","arguments":{"paging":false,"protocol":"file:%s","format":"win-dmp"}}\n' "$1" >&3
+  while read -r line <&3; do
+    case "$line" in
+      *'"return"'*) break ;;
+      *'"error"'*) echo "bench: $line" >&2; exec 3>&-; return 1 ;;
+    esac
+  done
+  exec 3>&-
+}
+now() { date +%s.%N; }
+best_hand="" best_ck=""
+for i in $(seq 1 "$runs"); do
+  rm -rf "$dir/out"; mkdir -p "$dir/out"
+  t0=$(now); qmp_by_hand "$dir/out/hand.dmp"; t1=$(now)
+  t=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
+  hand_size=$(stat -c %s "$dir/out/hand.dmp"); rm -f "$dir/out/hand.dmp"
+  { [ -z "$best_hand" ] || awk -v a="$t" -v b="$best_hand" 'BEGIN{exit !(a<b)}'; } && best_hand=$t
+  line=$("$dir/benchrun" -o "$dir/out/report.json" "$dir/crashkey" dump --qmp "$qmp" --out "$dir/out" --name ck.dmp --json)
+  t=${line% *}
+  ck_size=$(stat -c %s "$dir/out/ck.dmp")
+  { [ -z "$best_ck" ] || awk -v a="$t" -v b="$best_ck" 'BEGIN{exit !(a<b)}'; } && best_ck=$t
+  [ "$hand_size" = "$ck_size" ] || { echo "bench: sizes differ: $hand_size vs $ck_size" >&2; exit 1; }
+done
+awk -v mib="$((ck_size >> 20))" -v h="$best_hand" -v k="$best_ck" -v runs="$runs" -v mem="$mem_mib" 'BEGIN{
+  printf "guest: %d MiB RAM, win-dmp dump %d MiB; best of %d runs; %s\n", mem, mib, runs, "'"$(nproc)"' CPUs"
+  printf "%-34s %7.2f s %7.0f MiB/s\n", "QEMU dump-guest-memory by hand", h, mib/h
+  printf "%-34s %7.2f s %7.0f MiB/s   %.2fx\n", "crashkey dump (sha256, check)", k, mib/k, k/h
+  printf "goal: crashkey dump <= 1.05x QEMU by hand: %s\n", (k/h <= 1.05 ? "met" : "NOT met")
+}'
