@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -127,6 +128,7 @@ func Open(path string, opts Options) (*Image, error) {
 		_ = src.Close()
 		return nil, err
 	}
+	slog.Debug("disk: image opened", "path", path, "format", im.format, "size", im.size, "scheme", im.scheme, "volumes", len(im.vols))
 	return im, nil
 }
 
@@ -583,6 +585,7 @@ func (im *Image) Volume(index int) (*FS, error) {
 // \Windows\System32\config\SYSTEM, then the first.
 func (im *Image) WindowsVolume() (*FS, error) {
 	if im.opts.Partition != 0 {
+		slog.Debug("disk: volume chosen", "volume", im.opts.Partition, "reason", "--partition")
 		return im.Volume(im.opts.Partition)
 	}
 	var cands []Volume
@@ -600,6 +603,7 @@ func (im *Image) WindowsVolume() (*FS, error) {
 		return nil, fmt.Errorf("%w: no NTFS volume of %s has a \\Windows directory (volumes: %s); choose one with --partition N", ErrNoVolume, im.path, im.volumeList())
 	}
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].hasSystemHive && !cands[j].hasSystemHive })
+	slog.Debug("disk: volume chosen", "volume", cands[0].Index, "reason", "NTFS with \\Windows", "system_hive", cands[0].hasSystemHive, "candidates", len(cands), "start", cands[0].Start)
 	return im.fs(cands[0])
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -774,6 +775,10 @@ type Extent struct {
 // Resident and NTFS-compressed files have no such layout: their error wraps ErrNoExtents.
 func (fl *File) Extents() ([]Extent, error) {
 	var out []Extent
+	start := time.Now()
+	defer func() {
+		slog.Debug("disk: file extents", "path", fl.info.Path, "size", fl.info.Size, "extents", len(out), "took", time.Since(start))
+	}()
 	err := fl.fs.guard("map", fl.info.Path, func() error {
 		fl.fs.mu.Lock()
 		defer fl.fs.mu.Unlock()

@@ -23,10 +23,13 @@ const (
 )
 
 // Formats lists every format in documentation order.
-var Formats = []Format{FormatSet1, FormatUSB, FormatEvdev, FormatQMP, FormatSendKey, FormatHMP, FormatVirsh, FormatVBox, FormatJSON}
+var Formats = []Format{FormatSet1, FormatUSB, FormatEvdev, FormatQMP, FormatSendKey, FormatHMP, FormatVirsh, FormatQM, FormatVBox, FormatJSON}
 
 // ParseFormat accepts a format name.
 func ParseFormat(s string) (Format, error) {
+	if err := unsupportedFormat(s); err != nil {
+		return "", err
+	}
 	for _, f := range Formats {
 		if string(f) == strings.ToLower(s) {
 			return f, nil
@@ -40,7 +43,9 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // IsChord reports whether the format can only express a chord.
-func (f Format) IsChord() bool { return f == FormatSendKey || f == FormatHMP || f == FormatVirsh }
+func (f Format) IsChord() bool {
+	return f == FormatSendKey || f == FormatHMP || f == FormatVirsh || f == FormatQM
+}
 
 // PlanEvent is one event of [PlanDoc].
 type PlanEvent struct {
@@ -115,6 +120,8 @@ func Render(h Hotkey, t Timing, f Format) (text, warning string, err error) {
 		line(HMPSendKey(h, DefaultHoldTime))
 	case FormatVirsh:
 		line("virsh send-key DOMAIN " + strings.Join(VirshSendKeyArgs(h, DefaultHoldTime), " "))
+	case FormatQM:
+		line(QMSendKey(h))
 	case FormatVBox:
 		line("VBoxManage controlvm VM keyboardputscancode " + strings.Join(VBoxScancodes(seq), " "))
 	case FormatJSON:

@@ -18,6 +18,8 @@ pkgs=(
   procps            # pgrep: the demo test checks that nothing is left running
   xkb-data x11proto-dev # scancodes/layout: xkb symbol files and keysymdef.h the layout table is generated from (and checked against)
   x11-xkb-utils     # xkbcomp: independent check of the generated layout table
+  man-db            # man: scripts/test.d/60-package.sh reads the installed man page
+  git               # scripts/package.sh: version and SOURCE_DATE_EPOCH from the last commit
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then

@@ -97,7 +97,7 @@ func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guest agent at %s: %w", addr, err)
 	}
-	return &agent{r: qgaRunner{c}}, nil
+	return &agent{r: traceAgent(qgaRunner{c}, "qga "+addr)}, nil
 }
 
 func (t *qmpTarget) SetActions(ctx context.Context, a Actions) error {
@@ -169,7 +169,7 @@ func (t *libvirtTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if addr != "" {
 		return nil, errors.New("guest agent: a libvirt domain's agent is reached through libvirt: give no agent socket")
 	}
-	return &agent{r: libvirtAgentRunner{t}}, nil
+	return &agent{r: traceAgent(libvirtAgentRunner{t}, "libvirt "+t.uri)}, nil
 }
 
 // SetActions sends QMP set-action through libvirt's monitor passthrough (libvirt marks the

@@ -49,12 +49,12 @@ type libvirtTarget struct {
 func DialLibvirt(ctx context.Context, uri, domain string, opts Options) (Target, error) {
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("libvirt uri %q: want e.g. qemu:///system or qemu+ssh://user@host/system", uri)
+		return nil, fmt.Errorf("libvirt uri %q: want e.g. qemu:///system or qemu+ssh://user@host/system", RedactURI(uri))
 	}
 	if domain == "" {
 		return nil, errors.New("libvirt: no domain name (--domain NAME)")
 	}
-	t := &libvirtTarget{uri: uri, domain: domain, opts: opts.withDefaults()}
+	t := &libvirtTarget{uri: RedactURI(uri), domain: domain, opts: opts.withDefaults()} // uri is for messages
 	t.dial = func(ctx context.Context) (libvirtAPI, error) {
 		var l *libvirt.Libvirt
 		err := withDeadline(ctx, t.opts.Timeout, func() error {
@@ -65,7 +65,7 @@ func DialLibvirt(ctx context.Context, uri, domain string, opts Options) (Target,
 		if err != nil {
 			return nil, err
 		}
-		return l, nil
+		return traceLibvirt(l), nil
 	}
 	if err := t.connect(ctx); err != nil {
 		return nil, err

@@ -3,14 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
 	"github.com/crashkey/crashkey/dump/analyze"
+	"github.com/crashkey/crashkey/internal/progress"
 )
 
 func init() { register(newCheckCmd) }
@@ -76,14 +75,12 @@ rejects; 2 bad input (missing file, unknown bug-check name);
 			if st.IsDir() {
 				return usageErr(fmt.Errorf("check: %s is a directory, give the dump file", name))
 			}
-			stderr := cmd.ErrOrStderr()
-			if deep && checkIsTerminal(stderr) {
-				opts.Progress = checkProgress(stderr)
+			if deep {
+				bar := progress.New(cmd.ErrOrStderr(), st.Size(), "check: reading pages")
+				defer bar.Finish()
+				opts.Progress = bar.Func()
 			}
 			rep, err := dump.CheckFile(cmd.Context(), f, st.Size(), opts)
-			if opts.Progress != nil {
-				fmt.Fprint(stderr, "\r\033[K")
-			}
 			if err != nil {
 				return failedErr(fmt.Errorf("check %s: %w", name, err))
 			}
@@ -123,40 +120,4 @@ rejects; 2 bad input (missing file, unknown bug-check name);
 	fl.StringArrayVar(&culprit.expect, "expect-culprit", nil, "fail unless the probable culprit is this module (mydriver.sys or mydriver; repeatable: any of them)")
 	fl.StringArrayVar(&culprit.forbid, "forbid-culprit", nil, "fail when the probable culprit is this module (repeatable)")
 	return cmd
-}
-
-// checkIsTerminal reports whether w is a character device (a terminal).
-func checkIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// checkProgress returns a Progress callback that redraws one status line at most five
-// times a second.
-func checkProgress(w io.Writer) func(done, total int64) {
-	return progressLine(w, "check: reading pages")
-}
-
-// progressLine returns a Progress callback that redraws "LABEL nn.n% (…)" on one line at most
-// five times a second.
-func progressLine(w io.Writer, label string) func(done, total int64) {
-	var last time.Time
-	start := time.Now()
-	return func(done, total int64) {
-		now := time.Now()
-		if now.Sub(last) < 200*time.Millisecond && done < total {
-			return
-		}
-		last = now
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(done) / float64(total)
-		}
-		rate := float64(done) / (1 << 20) / max(now.Sub(start).Seconds(), 1e-3)
-		fmt.Fprintf(w, "\r%s %5.1f%% (%d/%d MiB, %.0f MiB/s)", label, pct, done>>20, total>>20, rate)
-	}
 }

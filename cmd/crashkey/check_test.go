@@ -95,18 +95,3 @@ func TestCheckCommand(t *testing.T) {
 		})
 	}
 }
-
-func TestCheckProgress(t *testing.T) {
-	var b bytes.Buffer
-	p := checkProgress(&b)
-	p(1<<20, 4<<20)
-	p(2<<20, 4<<20) // within 200 ms of the last line: skipped
-	p(4<<20, 4<<20) // the last one is always drawn
-	lines := strings.Split(strings.TrimPrefix(b.String(), "\r"), "\r")
-	if len(lines) != 2 || !strings.Contains(lines[0], " 25.0% (1/4 MiB") || !strings.Contains(lines[1], "100.0% (4/4 MiB") {
-		t.Errorf("progress output %q", b.String())
-	}
-	if checkIsTerminal(&b) {
-		t.Error("a buffer is not a terminal")
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/internal/progress"
 	"github.com/crashkey/crashkey/run"
 	"github.com/crashkey/crashkey/vm"
 )
@@ -73,13 +74,10 @@ QEMU's error); 6 the file written is not a valid dump; 130 interrupted.`,
 				Target: vm.Address{QMP: tf.qmp, LibvirtURI: tf.libvirt, Domain: tf.domain},
 				OutDir: out, Name: name, Format: f, Pause: pause, KeepPaused: keepPaused, Deep: deep,
 			}
-			if checkIsTerminal(stderr) {
-				cfg.Progress = progressLine(stderr, "dump: QEMU writing")
-			}
+			bar := progress.New(stderr, 0, "dump: QEMU writing")
+			cfg.Progress = bar.Func()
 			rep, err := run.HostDumpWith(ctx, t, cfg)
-			if cfg.Progress != nil {
-				fmt.Fprint(stderr, "\r\033[K")
-			}
+			bar.Finish()
 			r := dumpReport{HostDumpReport: rep}
 			if err != nil {
 				r.Error = err.Error()

@@ -29,7 +29,8 @@ down/up twice, the modifiers up in reverse. The default hotkey is CrashOnCtrlScr
 
 Formats: set1 (PS/2 bytes), usb (boot reports), evdev (Linux events), qmp (input-send-event
 calls, none over QEMU's 16-scancode queue), json (everything), and the chord-only forms
-sendkey (QMP send-key), hmp (HMP sendkey), virsh (virsh send-key), vbox (VirtualBox
+sendkey (QMP send-key), hmp (HMP sendkey), virsh (virsh send-key), qm (Proxmox VE
+qm sendkey), vbox (VirtualBox
 keyboardputscancode). For chord forms a warning on stderr says what PS/2 and USB guests
 really receive and whether the driver model says they crash.
 
@@ -83,7 +84,7 @@ the key labelled A on a French keyboard, the US Q position), and stderr says bot
 		},
 	}
 	hk.add(cmd)
-	cmd.Flags().StringVar(&format, "format", "set1", "set1, usb, evdev, qmp, sendkey, hmp, virsh, vbox or json")
+	cmd.Flags().StringVar(&format, "format", "set1", "set1, usb, evdev, qmp, sendkey, hmp, virsh, qm, vbox or json")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as --format json")
 	cmd.Flags().BoolVar(&burst, "burst", false, "no delays: events back to back (QMP calls then group up to 16 scancodes)")
 	cmd.Flags().DurationVar(&step, "step", hid.DefaultTiming.Step, "pause after each event")

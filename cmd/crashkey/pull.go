@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/internal/progress"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/internal/units"
 	"github.com/crashkey/crashkey/pull"
@@ -108,10 +107,8 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 		return pullList(cmd.Context(), stdout, img, src, fl)
 	}
 	opts := pull.Options{OutDir: fl.out, Path: fl.path, Force: fl.force, MaxSize: maxSize, Sources: src}
-	bar := newPullProgress(stderr)
-	if bar != nil {
-		opts.Progress = bar.update
-	}
+	bar := progress.New(stderr, 0, "pull")
+	opts.Progress = bar.Func()
 	var results []*pull.Result
 	if fl.minidumps {
 		results, err = pull.PullMinidumps(cmd.Context(), img, opts)
@@ -122,7 +119,7 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 			results = append(results, r)
 		}
 	}
-	bar.finish()
+	bar.Finish()
 	if err != nil {
 		return pullErr(err, fl)
 	}
@@ -275,45 +272,4 @@ func pullErr(err error, fl pullFlags) error {
 		return usageErr(err)
 	}
 	return failedErr(err)
-}
-
-// pullProgress draws a one-line progress bar on a terminal.
-type pullProgress struct {
-	w     io.Writer
-	start time.Time
-	last  time.Time
-}
-
-func newPullProgress(w io.Writer) *pullProgress {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
-		return nil
-	}
-	return &pullProgress{w: w, start: time.Now()}
-}
-
-func (p *pullProgress) update(done, total int64) {
-	now := time.Now()
-	if now.Sub(p.last) < 100*time.Millisecond && done < total {
-		return
-	}
-	p.last = now
-	frac := 1.0
-	if total > 0 {
-		frac = float64(done) / float64(total)
-	}
-	const width = 30
-	n := int(frac * width)
-	rate := float64(done) / (1 << 20) / max(now.Sub(p.start).Seconds(), 1e-3)
-	fmt.Fprintf(p.w, "\r[%s%s] %5.1f%%  %d/%d MiB  %.0f MiB/s ", strings.Repeat("=", n), strings.Repeat(" ", width-n),
-		frac*100, done>>20, total>>20, rate)
-}
-
-func (p *pullProgress) finish() {
-	if p != nil && !p.last.IsZero() {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/internal/termsafe"
+	"github.com/crashkey/crashkey/vm"
 )
 
 // commands holds the constructors of every subcommand. Each command lives in a file of its
@@ -17,6 +18,10 @@ import (
 var commands []func() *cobra.Command
 
 func register(newCmd func() *cobra.Command) { commands = append(commands, newCmd) }
+
+// rootHooks adjust the root command after every subcommand is added (persistent flags,
+// --version, completion); each lives in the file of its feature.
+var rootHooks []func(root *cobra.Command)
 
 // newRootCmd builds the whole command tree.
 func newRootCmd() *cobra.Command {
@@ -39,6 +44,9 @@ dump found) and 6 (dump invalid or another bug check). Each command's help lists
 	for _, c := range commands {
 		root.AddCommand(c())
 	}
+	for _, h := range rootHooks {
+		h(root)
+	}
 	return root
 }
 
@@ -52,6 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
+	defer saveLogging()() // --debug replaces the default logger for one run
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -67,7 +76,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var q quietError
 	if !errors.As(err, &q) {
-		fmt.Fprintln(stderr, "crashkey: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, "crashkey: "+oneLine(vm.RedactText(err.Error())))
 	}
 	return code
 }

@@ -371,8 +371,8 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// deliver queues an event, dropping the oldest when the buffer is full.
-func (c *Conn) deliver(e Event) {
+// enqueue queues an event, dropping the oldest when the buffer is full.
+func (c *Conn) enqueue(e Event) {
 	for {
 		select {
 		case c.events <- e:
@@ -484,7 +484,7 @@ func (c *Conn) Run(ctx context.Context, cmd []byte) ([]byte, error) {
 	return bytes.TrimSpace(r.line), nil
 }
 
-func (c *Conn) do(ctx context.Context, command string, args any) (result, error) {
+func (c *Conn) call(ctx context.Context, command string, args any) (result, error) {
 	ctx, cancel := withDefaultDeadline(ctx, c.opts.Timeout)
 	defer cancel()
 	c.mu.Lock()
