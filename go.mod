@@ -9,6 +9,7 @@ require (
 	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
+	golang.org/x/crypto v0.48.0
 	golang.org/x/sys v0.47.0
 	golang.org/x/term v0.45.0
 	www.velocidex.com/golang/go-ntfs v0.2.1
@@ -29,5 +30,4 @@ require (
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
-	golang.org/x/crypto v0.48.0 // indirect
 )

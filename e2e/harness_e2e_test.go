@@ -549,9 +549,15 @@ func startLibvirtd(t *testing.T, ctx context.Context) {
 // that it is gone) and waits until it is ready.
 func startDomain(t *testing.T, ctx context.Context, cfg harness.Config) *harness.Guest {
 	t.Helper()
+	return startDomainWith(t, ctx, cfg, harness.LibvirtOptions{})
+}
+
+// startDomainWith is startDomain on the libvirt connection and with the name opts give.
+func startDomainWith(t *testing.T, ctx context.Context, cfg harness.Config, opts harness.LibvirtOptions) *harness.Guest {
+	t.Helper()
 	cfg.Artifacts = guestArtifacts(t)
 	t0 := time.Now()
-	g, err := harness.StartLibvirt(ctx, cfg, harness.LibvirtOptions{})
+	g, err := harness.StartLibvirt(ctx, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +573,7 @@ func startDomain(t *testing.T, ctx context.Context, cfg harness.Config) *harness
 			t.Errorf("domain %s still defined after Stop", g.Domain())
 		}
 	})
-	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if err := g.WaitReady(rctx); err != nil {
 		t.Fatal(err)

@@ -104,6 +104,8 @@ type Report struct {
 	Rungs    []Rung          `json:"rungs,omitempty"`
 	Rung     string          `json:"rung,omitempty"`
 	HostDump *HostDumpReport `json:"host_dump,omitempty"`
+	// DomainDisk is the libvirt domain's disk that was read when no Disk was given.
+	DomainDisk *DomainImage `json:"domain_disk,omitempty"`
 	// DurationMS is the whole job's duration.
 	DurationMS int64 `json:"duration_ms"`
 }

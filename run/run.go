@@ -26,9 +26,13 @@ type Config struct {
 	// Agent is the QEMU guest agent's socket for QMP targets ("unix:/path"), needed by the exec
 	// trigger; libvirt targets reach the domain's agent through libvirt.
 	Agent string
-	// Disk is the guest's disk image (raw or qcow2). Without it nothing is preflighted or
-	// pulled.
+	// Disk is the guest's disk image (raw or qcow2). For a libvirt target it may be left
+	// empty: the disk holding \Windows is then found in the domain's XML and read as a local
+	// file or, from a remote daemon, through libvirt's storage API (OpenDomainImage). For a QMP
+	// target without it nothing is preflighted or pulled.
 	Disk string
+	// NoDomainDisk keeps a libvirt target without Disk from using the domain's disk.
+	NoDomainDisk bool
 	// Partition selects the Windows volume (0: found by itself).
 	Partition int
 	// AllowBacking widens which backing files of Disk are followed (see disk.BackingPolicy).
@@ -103,7 +107,30 @@ type job struct {
 	// expectSet: the caller gave ExpectBugCheck; keysBlocked: why the keys rung cannot fire.
 	expectSet    bool
 	keysBlocked  string
-	crashTimeout time.Duration // CrashTimeout as configured (a ladder's rungs wait StepTimeout)
+	crashTimeout time.Duration  // CrashTimeout as configured (a ladder's rungs wait StepTimeout)
+	domDisk      *vm.DomainDisk // the domain's disk found by the first openDisk
+}
+
+// hasDisk is true when the job can read the guest's disk.
+func (c *Config) hasDisk() bool {
+	return c.Disk != "" || c.Target.LibvirtURI != "" && !c.NoDomainDisk
+}
+
+// openDisk opens the guest's disk: Disk, or the libvirt domain's disk (found once).
+func (j *job) openDisk(ctx context.Context) (*disk.Image, error) {
+	opts := disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking}
+	if j.cfg.Disk != "" {
+		return disk.Open(j.cfg.Disk, opts)
+	}
+	img, di, err := OpenDomainImage(ctx, j.t, opts)
+	if err != nil {
+		return nil, err
+	}
+	if j.domDisk == nil {
+		j.domDisk = &di.Disk
+		j.rep.DomainDisk = di
+	}
+	return img, nil
 }
 
 // milestones in the order they are reported.
@@ -129,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			cfg.ExpectBugCheck = &code
 		}
 	}
-	if cfg.StopAfterCrash && cfg.Disk == "" {
+	if cfg.StopAfterCrash && !cfg.hasDisk() {
 		return nil, fmt.Errorf("%w: --stop-after-crash keeps the dump in pagefile.sys, which only --disk IMAGE can reach", ErrBadConfig)
 	}
 	j := &job{cfg: cfg, start: time.Now(), seen: map[string]bool{}, baseline: map[string]bool{}, expectSet: expectSet}
@@ -236,7 +263,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 
 	// 1. preflight
-	if j.cfg.Disk == "" {
+	if !j.cfg.hasDisk() {
 		j.skip("preflight", "no --disk: the guest's settings are not checked and the dump cannot be pulled")
 	} else if stop, err := j.preflight(ctx); err != nil || stop {
 		return err
@@ -277,7 +304,7 @@ func (j *job) run(ctx context.Context) error {
 		j.conclude(OutcomeNoCrash, j.noCrashReason())
 		return nil
 	}
-	if j.cfg.Disk == "" {
+	if !j.cfg.hasDisk() {
 		j.skip("dump", "no --disk: nothing to pull")
 		j.conclude(OutcomeCrashedNoCheck, "the guest crashed; give --disk IMAGE to pull and check the dump")
 		return nil
@@ -306,7 +333,7 @@ func (j *job) run(ctx context.Context) error {
 
 func (j *job) preflight(ctx context.Context) (stop bool, err error) {
 	err = j.step("preflight", func(s *Step) error {
-		img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
+		img, err := j.openDisk(ctx)
 		if err != nil {
 			return err
 		}
@@ -703,7 +730,7 @@ func (j *job) waitEvent(ctx context.Context, s *Step, done func() bool) error {
 
 // newest returns the newest valid dump on the disk that was not there before the trigger.
 func (j *job) newest(ctx context.Context) (*pull.Candidate, error) {
-	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
+	img, err := j.openDisk(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -727,7 +754,7 @@ func (j *job) newest(ctx context.Context) (*pull.Candidate, error) {
 
 // pullNew copies the newest dump out.
 func (j *job) pullNew(ctx context.Context) (*pull.Result, error) {
-	img, err := disk.Open(j.cfg.Disk, disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking})
+	img, err := j.openDisk(ctx)
 	if err != nil {
 		return nil, err
 	}

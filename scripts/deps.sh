@@ -20,6 +20,9 @@ pkgs=(
   x11-xkb-utils     # xkbcomp: independent check of the generated layout table
   man-db            # man: scripts/test.d/60-package.sh reads the installed man page
   git               # scripts/package.sh: version and SOURCE_DATE_EPOCH from the last commit
+  openssh-server    # scripts/guest/remote.sh: a private sshd on 127.0.0.1 for qemu+ssh:// tests
+  openssh-client    # ssh-keygen: that sshd's host and client keys
+  openssl           # scripts/guest/remote.sh: the CA and certificates of qemu+tls:// tests
   ca-certificates
 )
 if [ "${CRASHKEY_WITH_LIBVIRT:-1}" = 1 ]; then
@@ -41,4 +44,12 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >&2
+# Installing a daemon (openssh-server) must not start it: without a policy-rc.d in place, one
+# that forbids starting services is put there for the install and removed afterwards.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/crashkey-deps.log 2>&1 || { cat /tmp/crashkey-deps.log >&2; exit 1; }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sort"
 	"time"
 
@@ -13,13 +12,17 @@ import (
 
 // ListDomains returns the names of every domain (running or not) at a libvirt URI, sorted,
 // giving up after timeout. It is used for shell completion, where an answer must come fast
-// or not at all.
+// or not at all, and to expand a fleet's domain patterns. Every transport of DialLibvirt works
+// (a timeout of 0 means 10 s).
 func ListDomains(ctx context.Context, uri string, timeout time.Duration) ([]string, error) {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("libvirt uri %q: want e.g. qemu:///system", RedactURI(uri))
+	u, err := ParseLibvirtURI(uri)
+	if err != nil {
+		return nil, err
 	}
-	names, err := listDomains(ctx, func() (*libvirt.Libvirt, error) { return libvirt.ConnectToURI(u) }, timeout)
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	names, err := listDomains(ctx, func() (*libvirt.Libvirt, error) { return dialLibvirt(ctx, u, &byteCounter{}) }, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt %s: list domains: %w", RedactURI(uri), err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -33,36 +32,49 @@ type libvirtAPI interface {
 
 // libvirtTarget is a guest managed by libvirt.
 type libvirtTarget struct {
-	uri    string
+	uri    string // without a password
+	parsed LibvirtURI
 	domain string
 	opts   Options
 	dial   func(ctx context.Context) (libvirtAPI, error)
+	rx     *byteCounter // bytes received on the connection
+
+	storage *Storage // OpenStorage's, closed with the target (under mu)
 
 	mu  sync.Mutex
 	api libvirtAPI
 	dom libvirt.Domain
 }
 
-// DialLibvirt connects to libvirt at uri ("qemu:///system", "qemu+ssh://user@host/system",
-// "qemu+tls://host/system", "qemu+tcp://host/system"; a "?socket=/run/libvirt/virtqemud-sock"
-// query selects a modular daemon's socket) and looks up the domain by name.
+// DialLibvirt connects to libvirt at uri and looks up the domain by name. The URI may be
+// local ("qemu:///system", "qemu:///session", "?socket=PATH" for a non-default socket such as
+// a modular daemon's /run/libvirt/virtqemud-sock) or remote: "qemu+ssh://USER@HOST[:PORT]/system"
+// (keyfile=, known_hosts=, no_verify=, socket=), "qemu+tls://HOST/system" (pkipath=,
+// no_verify=), "qemu+tcp://HOST/system"; see ParseLibvirtURI. A URI crashkey cannot use is a
+// *URIError; a failure to connect is a *ConnectError naming the step that failed and the fix.
 func DialLibvirt(ctx context.Context, uri, domain string, opts Options) (Target, error) {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("libvirt uri %q: want e.g. qemu:///system or qemu+ssh://user@host/system", RedactURI(uri))
+	u, err := ParseLibvirtURI(uri)
+	if err != nil {
+		return nil, err
 	}
 	if domain == "" {
 		return nil, errors.New("libvirt: no domain name (--domain NAME)")
 	}
-	t := &libvirtTarget{uri: RedactURI(uri), domain: domain, opts: opts.withDefaults()} // uri is for messages
+	t := &libvirtTarget{uri: RedactURI(u.String()), parsed: u, domain: domain, opts: opts.withDefaults(), rx: &byteCounter{}}
 	t.dial = func(ctx context.Context) (libvirtAPI, error) {
+		ctx, cancel := withDefaultDeadline(ctx, t.opts.Timeout)
+		defer cancel()
 		var l *libvirt.Libvirt
 		err := withDeadline(ctx, t.opts.Timeout, func() error {
 			var err error
-			l, err = libvirt.ConnectToURI(u)
+			l, err = dialLibvirt(ctx, u, t.rx)
 			return err
 		}, func() {})
 		if err != nil {
+			var ce *ConnectError
+			if !errors.As(err, &ce) {
+				err = &ConnectError{URI: u.String(), Step: StepLibvirtAuth, Err: err, Fix: "the daemon did not answer in time: is it overloaded or hung? (--rpc-timeout)"}
+			}
 			return nil, err
 		}
 		return traceLibvirt(l), nil
@@ -84,6 +96,10 @@ func newLibvirtTarget(ctx context.Context, uri, domain string, opts Options, dia
 func (t *libvirtTarget) connect(ctx context.Context) error {
 	api, err := t.dial(ctx)
 	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			return err
+		}
 		return fmt.Errorf("connect to %s: %w (is libvirtd running, and may this user use it?)", t.uri, err)
 	}
 	var dom libvirt.Domain
@@ -95,9 +111,9 @@ func (t *libvirtTarget) connect(ctx context.Context) error {
 	if err != nil {
 		go api.Disconnect()
 		if libvirt.IsNotFound(err) {
-			return fmt.Errorf("libvirt: no domain %q on %s (see virsh -c %s list --all)", t.domain, t.uri, t.uri)
+			return &ConnectError{URI: t.uri, Step: StepDomain, Err: fmt.Errorf("no domain %q", t.domain), Fix: fmt.Sprintf("check the name: virsh -c '%s' list --all", t.uri)}
 		}
-		return fmt.Errorf("libvirt: looking up domain %q: %w", t.domain, err)
+		return &ConnectError{URI: t.uri, Step: StepDomain, Err: fmt.Errorf("looking up %q: %w", t.domain, err)}
 	}
 	t.mu.Lock()
 	t.api, t.dom = api, dom
@@ -179,6 +195,12 @@ func (t *libvirtTarget) reconnect(ctx context.Context) error {
 }
 
 func (t *libvirtTarget) Close() error {
+	t.mu.Lock()
+	st := t.storage
+	t.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
 	api, _ := t.current()
 	return withDeadline(context.Background(), t.opts.Timeout, api.Disconnect, func() {})
 }
@@ -481,3 +503,4 @@ func (t *libvirtTarget) PreparePanic(ctx context.Context) (PanicReport, error) {
 	}
 	return rep, nil
 }
+

@@ -64,14 +64,18 @@ QEMU's error); 6 the file written is not a valid dump; 130 interrupted.`,
 			if keepPaused && !pause {
 				return usageErr(errors.New("dump: --keep-paused goes with --pause"))
 			}
-			t, err := tf.dial(ctx)
+			addr, err := tf.address()
+			if err != nil {
+				return err
+			}
+			t, err := tf.dialAddr(ctx, addr)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
 			stderr := cmd.ErrOrStderr()
 			cfg := run.HostDumpConfig{
-				Target: vm.Address{QMP: tf.qmp, LibvirtURI: tf.libvirt, Domain: tf.domain},
+				Target: addr,
 				OutDir: out, Name: name, Format: f, Pause: pause, KeepPaused: keepPaused, Deep: deep,
 			}
 			bar := progress.New(stderr, 0, "dump: QEMU writing")

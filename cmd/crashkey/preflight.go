@@ -22,9 +22,10 @@ func newPreflightCmd() *cobra.Command {
 		partition  int
 		memory     uint64
 		img        imageFlags
+		dom        domainDiskFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "preflight IMAGE [hotkey flags] [--json]",
+		Use:   "preflight (IMAGE | --libvirt URI --domain NAME) [hotkey flags] [--json]",
 		Short: "Check a Windows guest's crash-dump configuration offline, from its disk image",
 		Long: `preflight reads the SYSTEM hive out of a Windows guest's disk image (raw or qcow2; never
 written to) and reports, before you try to crash the guest, what would stop a dump:
@@ -43,7 +44,8 @@ With hotkey flags it says whether that hotkey would fire on a PS/2 and on a USB 
 With --layout it also says what a person at the guest's keyboard must press for each armed
 hotkey (the labels on that layout) and reads --hotkey's character keys as labels there.
 Every problem comes with its fix, usually a crashkey arm command. IMAGE may also be a SYSTEM
-hive file.
+hive file. --libvirt URI --domain NAME reads a libvirt domain's disk instead (through the
+storage API when the daemon is remote; a running domain needs --force-share).
 
 A dirty hive is replayed from its transaction logs (SYSTEM.LOG1/LOG2, in memory only); the
 Windows version comes from the SOFTWARE hive beside SYSTEM. A damaged part of the hive makes
@@ -55,12 +57,18 @@ so damaged that nothing useful can be read).`,
 		Example: `  crashkey preflight win10.qcow2
   crashkey preflight win10.qcow2 --hotkey lshift+rshift+d --memory 4096
   crashkey preflight win10.qcow2 --layout fr --hotkey rctrl+a
-  crashkey preflight --json --force-share /var/lib/libvirt/images/win.qcow2`,
-		Args: cobra.ExactArgs(1),
+  crashkey preflight --json --force-share /var/lib/libvirt/images/win.qcow2
+  crashkey preflight --libvirt qemu+ssh://admin@host7/system --domain win11 --force-share`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			image := args[0]
-			if _, err := os.Stat(image); err != nil {
-				return usageErr(fmt.Errorf("preflight: %w", err))
+			image, err := dom.image(args)
+			if err != nil {
+				return err
+			}
+			if image != "" {
+				if _, err := os.Stat(image); err != nil {
+					return usageErr(fmt.Errorf("preflight: %w", err))
+				}
 			}
 			opts := registry.PreflightOptions{ForceShare: forceShare, Partition: partition, MemoryMiB: memory, AllowBacking: img.policy()}
 			if hk.set(cmd) {
@@ -80,7 +88,21 @@ so damaged that nothing useful can be read).`,
 			if partition < 0 {
 				return usageErr(fmt.Errorf("--partition %d: use a partition index from 1, or 0 to find the Windows volume", partition))
 			}
-			rep, err := registry.Preflight(cmd.Context(), image, opts)
+			var rep *registry.Report
+			if image == "" {
+				img, _, closeAll, err := dom.open(cmd.Context(), cmd.ErrOrStderr(), forceShare, disk.Options{ForceShare: forceShare, Partition: partition, AllowBacking: opts.AllowBacking, Context: cmd.Context()})
+				if err != nil {
+					var ee *exitError
+					if errors.As(err, &ee) {
+						return err
+					}
+					return failedErr(err)
+				}
+				defer closeAll()
+				rep, err = registry.PreflightImage(cmd.Context(), img, opts)
+			} else {
+				rep, err = registry.Preflight(cmd.Context(), image, opts)
+			}
 			switch {
 			case err == nil:
 			case errors.Is(err, context.Canceled):
@@ -109,6 +131,7 @@ so damaged that nothing useful can be read).`,
 	}
 	hk.add(cmd)
 	addImageFlags(cmd, &img)
+	dom.add(cmd)
 	fs := cmd.Flags()
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&forceShare, "force-share", false, "read the image even while a running QEMU holds it (the result may be inconsistent)")

@@ -151,7 +151,9 @@ func TestPreflightUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{"missing image", []string{"preflight", filepath.Join(t.TempDir(), "win.qcow2")}, ExitUsage, "no such file or directory"},
-		{"no argument", []string{"preflight"}, ExitUsage, "accepts 1 arg(s)"},
+		{"no argument", []string{"preflight"}, ExitUsage, "no image: give IMAGE, or --libvirt URI --domain NAME"},
+		{"image and libvirt", []string{"preflight", armedHive, "--libvirt", "qemu:///system", "--domain", "w"}, ExitUsage, "not both"},
+		{"bad libvirt uri", []string{"preflight", "--libvirt", "qemu+ssh://h/system?keyfil=x", "--domain", "w"}, ExitUsage, "unknown parameter keyfil="},
 		{"not a SYSTEM hive", []string{"preflight", emptyHive}, ExitUsage, "not a SYSTEM hive: no Select key"},
 		{"no SYSTEM on the volume", []string{"preflight", noHiveDisk}, ExitUsage, "no SYSTEM hive"},
 		{"no such partition", []string{"preflight", gptImage, "--partition", "7"}, ExitUsage, "no such volume"},

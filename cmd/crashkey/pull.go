@@ -17,6 +17,7 @@ import (
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/internal/units"
 	"github.com/crashkey/crashkey/pull"
+	"github.com/crashkey/crashkey/run"
 )
 
 func init() { register(newPullCmd) }
@@ -29,12 +30,13 @@ type pullFlags struct {
 	dumpFile, minidumpDir, dedicat string
 	maxSize                        string
 	image                          imageFlags
+	dom                            domainDiskFlags
 }
 
 func newPullCmd() *cobra.Command {
 	var fl pullFlags
 	cmd := &cobra.Command{
-		Use:   "pull IMAGE",
+		Use:   "pull (IMAGE | --libvirt URI --domain NAME)",
 		Short: "Copy the crash dump out of a guest's disk image (raw or qcow2), read-only",
 		Long: `pull finds the crash dump inside a Windows guest's disk image and copies it out, without
 writing a byte to the image. It reads raw and qcow2 images (compressed clusters, backing
@@ -56,13 +58,25 @@ Exit codes: 0 pulled or listed; 1 no dump found (or no \Windows volume); 2 bad i
 (unsupported image format, unknown path or partition, output exists without --force, output
 larger than --max-size, --force would replace the image, a backing file or a file QEMU holds);
 3 the operation failed (I/O error, corrupt image, not enough free space, image in use by a
-running QEMU).`,
+running QEMU).
+
+With --libvirt URI --domain NAME it reads the disk of a libvirt domain instead: the one of its
+disks that holds \Windows, as a local file when the daemon runs here, otherwise through
+libvirt's storage API (only the byte ranges the reader needs travel; the disk's directory must
+be a storage pool on that host). A running domain needs --force-share.`,
 		Example: `  crashkey pull win.qcow2 --out dumps/
   crashkey pull win.qcow2 --list
   crashkey pull win.qcow2 --minidumps --json
-  crashkey pull win.img --path 'Windows\System32\config\SYSTEM' --partition 3`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runPull(cmd, args[0], fl) },
+  crashkey pull win.img --path 'Windows\System32\config\SYSTEM' --partition 3
+  crashkey pull --libvirt qemu+ssh://admin@host7/system --domain win11 --out dumps/`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			image, err := fl.dom.image(args)
+			if err != nil {
+				return err
+			}
+			return runPull(cmd, image, fl)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&fl.out, "out", "o", "", "directory to write the file to (default: the current directory)")
@@ -78,6 +92,7 @@ running QEMU).`,
 	f.StringVar(&fl.minidumpDir, "minidump-dir", "", `also look here for minidumps, as CrashControl\MinidumpDir gives it`)
 	f.StringVar(&fl.dedicat, "dedicated-dump-file", "", `also look for a dump at the start of this file, as CrashControl\DedicatedDumpFile gives it`)
 	addImageFlags(cmd, &fl.image)
+	fl.dom.add(cmd)
 	cmd.MarkFlagsMutuallyExclusive("path", "minidumps", "list")
 	return cmd
 }
@@ -94,11 +109,29 @@ func runPull(cmd *cobra.Command, image string, fl pullFlags) error {
 	if maxSize == 0 {
 		maxSize = -1 // no limit
 	}
-	img, err := disk.Open(image, fl.image.options(cmd.Context(), disk.Options{ForceShare: fl.share, Partition: fl.partition}))
-	if err != nil {
-		return pullErr(err, fl)
+	dopts := fl.image.options(cmd.Context(), disk.Options{ForceShare: fl.share, Partition: fl.partition})
+	var img *disk.Image
+	if image == "" {
+		var closeAll func()
+		var di *run.DomainImage
+		img, di, closeAll, err = fl.dom.open(cmd.Context(), stderr, fl.share, dopts)
+		if err != nil {
+			return pullErr(err, fl)
+		}
+		defer closeAll()
+		if di.Remote {
+			defer func() {
+				fmt.Fprintf(stderr, "remote: %s read through libvirt's storage API: %d bytes downloaded, %d bytes received on the connection\n",
+					di.Disk.Path, di.Volume.Fetched(), di.Volume.Storage().BytesReceived())
+			}()
+		}
+	} else {
+		img, err = disk.Open(image, dopts)
+		if err != nil {
+			return pullErr(err, fl)
+		}
+		defer img.Close()
 	}
-	defer img.Close()
 	for _, w := range img.Warnings() {
 		fmt.Fprintln(stderr, "crashkey: warning: "+termsafe.String(w))
 	}
@@ -258,7 +291,10 @@ func pullListJSON(w io.Writer, img *disk.Image, volume int, cands []pull.Candida
 // pullErr maps library errors to exit codes. Corruption comes first: a damaged image that
 // stopped the search is "corrupt image" (3), not "no dump" or "no volume".
 func pullErr(err error, fl pullFlags) error {
+	var ee *exitError
 	switch {
+	case errors.As(err, &ee):
+		return err
 	case errors.Is(err, disk.ErrCorruptImage), errors.Is(err, disk.ErrCorruptFS), errors.Is(err, pull.ErrNoSpace):
 		return failedErr(err)
 	case errors.Is(err, pull.ErrNoDump):

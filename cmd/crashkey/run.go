@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/fleet"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/run"
+	"github.com/crashkey/crashkey/vm"
 )
 
 func init() { register(newRunCmd) }
@@ -51,6 +57,8 @@ within it. dump is the last resort: the hypervisor writes the guest's memory as 
 A keys rung the preflight says cannot fire is skipped. The report says what each rung saw
 and which one worked.
 
+` + fleetHelp + `
+
 Exit codes: 0 the guest crashed and its dump is valid with the expected bug check (or, without
 --disk, the crash was seen); 1 preflight: the guest is not armed for this trigger (nothing was
 sent); 2 bad input; 3 the hypervisor or the disk could not be used; 4 no crash seen before the
@@ -58,12 +66,17 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 130 interrupted.`,
 		Example: `  crashkey run --qmp unix:/run/win11.qmp --disk /var/lib/win11.qcow2
   crashkey run --libvirt qemu:///system --domain win11 --disk /var/lib/libvirt/images/win11.qcow2 --trigger nmi
-  crashkey run --qmp unix:/run/win11.qmp --disk win11.qcow2 --hotkey lshift+rshift+d --stop-after-crash --json`,
+  crashkey run --qmp unix:/run/win11.qmp --disk win11.qcow2 --hotkey lshift+rshift+d --stop-after-crash --json
+  crashkey run --libvirt 'qemu+ssh://admin@host7/system' --domain win11 --out dumps/   # the disk found through libvirt
+  crashkey run --targets fleet.txt --parallel 4 --out dumps/ --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			addr, err := tf.address()
-			if err != nil {
-				return err
+			if !tf.isFleet() {
+				if _, err := tf.address(); err != nil {
+					return err
+				}
+			} else if diskPath != "" {
+				return usageErr(errors.New("--disk names one image, but several targets are given: put disk=IMAGE on the lines of --targets FILE (libvirt domains find their own disks)"))
 			}
 			ladder, err := run.ParseLadder(trigger)
 			if err != nil {
@@ -87,47 +100,58 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 			if method != "events" && method != "chord" {
 				return usageErr(fmt.Errorf("--method %q: want events or chord", method))
 			}
-			cfg := run.Config{
-				Target: addr, Agent: agent, Disk: diskPath, Partition: partition, AllowBacking: img.policy(), Trigger: trig, Hotkey: h,
+			base := run.Config{
+				Agent: agent, Partition: partition, AllowBacking: img.policy(), Trigger: trig, Hotkey: h,
 				Chord: method == "chord", Force: force, StopAfterCrash: stopAfter, Timeout: timeout,
 				CrashTimeout: crashTO, Poll: poll, OutDir: out, Overwrite: overwrite, Deep: deep,
 				Ladder: ladder, StepTimeout: stepTO,
 			}
-			cfg.VM.Timeout = tf.rpcTimeout
+			base.VM.Timeout = tf.rpcTimeout
 			if expect != "" {
 				code, err := dump.ParseBugCheck(expect)
 				if err != nil {
 					return usageErr(fmt.Errorf("--expect-bugcheck: %w", err))
 				}
-				cfg.ExpectBugCheck = &code
+				base.ExpectBugCheck = &code
 			}
-			w := cmd.OutOrStdout()
-			if !asJSON {
-				cfg.OnStep = func(s run.Step) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, termsafe.String(s.Detail))
+			fleetMode := tf.isFleet()
+			return runTargets(cmd, &tf, asJSON, timeout+time.Minute, func(ctx context.Context, ft fleet.Target, w io.Writer) (string, error) {
+				cfg := base
+				cfg.Target = ft.Addr
+				cfg.Disk = diskPath
+				if ft.Disk != "" {
+					cfg.Disk = ft.Disk
 				}
-			}
-			rep, err := run.Run(cmd.Context(), cfg)
-			if errors.Is(err, run.ErrBadConfig) {
-				return usageErr(err)
-			}
-			if rep == nil {
-				return failedErr(err)
-			}
-			if asJSON {
-				if werr := writeJSON(w, rep); werr != nil {
-					return werr
+				if fleetMode {
+					// One directory per target: every guest's dump is called MEMORY.DMP.
+					cfg.OutDir = filepath.Join(out, targetDir(ft.Addr))
+				} else if !asJSON {
+					cfg.OnStep = func(s run.Step) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "crashkey run: %-10s %-8s %s\n", s.Name, s.Status, termsafe.String(s.Detail))
+					}
 				}
-			} else if werr := rep.WriteText(w); werr != nil {
-				return werr
-			}
-			if cmd.Context().Err() != nil {
-				return cmd.Context().Err()
-			}
-			if code := rep.ExitCode(); code != 0 {
-				return quietError{code}
-			}
-			return nil
+				rep, err := run.Run(ctx, cfg)
+				if errors.Is(err, run.ErrBadConfig) {
+					return "", usageErr(err)
+				}
+				if rep == nil {
+					return "", failedErr(err)
+				}
+				if asJSON {
+					if werr := writeJSON(w, rep); werr != nil {
+						return rep.Summary, werr
+					}
+				} else if werr := rep.WriteText(w); werr != nil {
+					return rep.Summary, werr
+				}
+				if ctx.Err() != nil && cmd.Context().Err() != nil {
+					return rep.Summary, cmd.Context().Err()
+				}
+				if code := rep.ExitCode(); code != 0 {
+					return string(rep.Outcome) + ": " + rep.Summary, quietError{code}
+				}
+				return string(rep.Outcome) + ": " + rep.Summary, nil
+			})
 		},
 	}
 	tf.add(cmd)
@@ -151,4 +175,27 @@ timeout; 5 crashed, but no dump found; 6 the dump is invalid or holds another bu
 	f.DurationVar(&poll, "poll", 2*time.Second, "how often the disk is read while waiting for the dump")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// targetDir names a fleet target's output directory: the domain and its host
+// ("win11@host7", "win11@local"), or the QMP socket's address.
+func targetDir(a vm.Address) string {
+	name := a.QMP
+	if a.LibvirtURI != "" {
+		host := "local"
+		if u, err := vm.ParseLibvirtURI(a.LibvirtURI); err == nil && u.Host != "" {
+			host = u.Host
+			if u.Port != "" {
+				host += "-" + u.Port
+			}
+		}
+		name = a.Domain + "@" + host
+	}
+	b := []byte(strings.TrimPrefix(strings.TrimPrefix(name, "unix:"), "/"))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crashkey/crashkey/fleet"
 	"github.com/crashkey/crashkey/hid"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
@@ -54,15 +56,20 @@ Windows writes the dump (on libvirt it reports what <on_crash> will do).
 --method chord sends one send-key chord instead (libvirt: DomainSendKey); chords cannot hold
 a modifier across two taps, see the warning it prints.
 
+` + fleetHelp + `
+
 Exit codes: 0 sent; 1 refused (guest not running); 2 bad input; 3 connection or call failed;
 130 interrupted (after releasing the keys).`,
 		Example: `  crashkey send --qmp unix:/run/win11.qmp
   crashkey send --libvirt qemu:///system --domain win11 --hotkey lshift+rshift+d
-  crashkey send --qmp tcp:127.0.0.1:4444 --dump1keys 0x11 --dump2key 0x22 --json`,
+  crashkey send --qmp tcp:127.0.0.1:4444 --dump1keys 0x11 --dump2key 0x22 --json
+  crashkey send --libvirt 'qemu+ssh://admin@host7/system' --domain 'win-ci-*' --parallel 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := tf.address(); err != nil {
-				return err
+			if !tf.isFleet() {
+				if _, err := tf.address(); err != nil {
+					return err
+				}
 			}
 			if method != "events" && method != "chord" {
 				return usageErr(fmt.Errorf("--method %q: want events or chord", method))
@@ -101,49 +108,51 @@ Exit codes: 0 sent; 1 refused (guest not running); 2 bad input; 3 connection or 
 				rep.Plan = seq.String()
 			}
 
-			ctx := cmd.Context()
-			t, err := tf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			rep.Target = t.Describe()
-			out := cmd.OutOrStdout()
-
-			if !keepPanicAction {
-				pr, err := t.PreparePanic(ctx)
+			return runTargets(cmd, &tf, asJSON, 2*time.Minute, func(ctx context.Context, ft fleet.Target, out io.Writer) (string, error) {
+				rep := rep
+				t, err := tf.dialAddr(ctx, ft.Addr)
 				if err != nil {
-					return failedErr(err)
+					return "", err
 				}
-				rep.Panic = &pr
-			}
-			opts := vm.SendOptions{Force: force, CallTimeout: callTO, ReleaseTimeout: releaseTO}
-			var res *vm.SendResult
-			if method == "chord" {
-				res, err = t.SendChord(ctx, h, holdMs, opts)
-			} else {
-				res, err = t.Send(ctx, seq, opts)
-			}
-			rep.Result = res
-			if err != nil {
-				rep.Error = err.Error()
-			}
-			if asJSON {
-				if werr := writeJSON(out, rep); werr != nil {
-					return failedErr(werr)
+				defer t.Close()
+				rep.Target = t.Describe()
+
+				if !keepPanicAction {
+					pr, err := t.PreparePanic(ctx)
+					if err != nil {
+						return "", failedErr(err)
+					}
+					rep.Panic = &pr
 				}
-			} else {
-				printSend(out, rep)
-			}
-			switch {
-			case err == nil:
-				return nil
-			case errors.Is(err, vm.ErrNotRunning):
-				return noErr(err)
-			case ctx.Err() != nil:
-				return err // interrupted: exit 130
-			}
-			return failedErr(err)
+				opts := vm.SendOptions{Force: force, CallTimeout: callTO, ReleaseTimeout: releaseTO}
+				var res *vm.SendResult
+				if method == "chord" {
+					res, err = t.SendChord(ctx, h, holdMs, opts)
+				} else {
+					res, err = t.Send(ctx, seq, opts)
+				}
+				rep.Result = res
+				if err != nil {
+					rep.Error = err.Error()
+				}
+				if asJSON {
+					if werr := writeJSON(out, rep); werr != nil {
+						return "", failedErr(werr)
+					}
+				} else {
+					printSend(out, rep)
+				}
+				summary := sendSummary(rep)
+				switch {
+				case err == nil:
+					return summary, nil
+				case errors.Is(err, vm.ErrNotRunning):
+					return summary, noErr(err)
+				case ctx.Err() != nil:
+					return summary, err // interrupted: exit 130
+				}
+				return summary, failedErr(err)
+			})
 		},
 	}
 	tf.add(cmd)
@@ -160,6 +169,26 @@ Exit codes: 0 sent; 1 refused (guest not running); 2 bad input; 3 connection or 
 	fs.DurationVar(&releaseTO, "release-timeout", 5*time.Second, "deadline of the release after a failure, reconnecting included")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// sendSummary says in one line what was sent, released or left stuck (fleet reports).
+func sendSummary(rep sendReport) string {
+	res := rep.Result
+	what := rep.Plan
+	if rep.Hotkey != "" {
+		what = rep.Hotkey
+	}
+	switch {
+	case res == nil || len(res.Calls) == 0:
+		return "not sent: " + what
+	case res.Complete:
+		return fmt.Sprintf("sent (%s): %s", res.Method, what)
+	case len(res.Stuck) > 0:
+		return fmt.Sprintf("incomplete: %s; keys may be stuck: %s", what, strings.Join(res.Stuck, " "))
+	case res.Released != "":
+		return fmt.Sprintf("incomplete: %s; released %s", what, res.Released)
+	}
+	return "incomplete: " + what
 }
 
 func printSend(w io.Writer, rep sendReport) {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/crashkey/crashkey/fleet"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/run"
 	"github.com/crashkey/crashkey/vm"
@@ -37,35 +40,52 @@ unless crashkey set it; on libvirt it is the domain's <on_crash>), and whether e
 escalation ladder (keys, nmi, dump) can work: the dump rung needs the vmcoreinfo device. It
 changes nothing.
 
+` + fleetHelp + `
+
 Exit codes: 0 shown; 2 bad input; 3 connection or call failed.`,
 		Example: `  crashkey status --qmp unix:/run/win11.qmp
   crashkey status --libvirt qemu:///system --domain win11 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			t, err := tf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			st, err := t.Status(ctx)
-			if err != nil {
-				return failedErr(err)
-			}
-			rep := statusReport{Target: t.Describe(), Status: st, Rungs: run.CheckRungs(ctx, t, st), PanicNote: run.PanicNote(st)}
-			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
-					return failedErr(err)
+			return runTargets(cmd, &tf, asJSON, 2*time.Minute, func(ctx context.Context, ft fleet.Target, out io.Writer) (string, error) {
+				t, err := tf.dialAddr(ctx, ft.Addr)
+				if err != nil {
+					return "", err
 				}
-				return nil
-			}
-			printStatus(cmd.OutOrStdout(), rep)
-			return nil
+				defer t.Close()
+				st, err := t.Status(ctx)
+				if err != nil {
+					return "", failedErr(err)
+				}
+				rep := statusReport{Target: t.Describe(), Status: st, Rungs: run.CheckRungs(ctx, t, st), PanicNote: run.PanicNote(st)}
+				if asJSON {
+					if err := writeJSON(out, rep); err != nil {
+						return "", failedErr(err)
+					}
+				} else {
+					printStatus(out, rep)
+				}
+				return statusSummary(st), nil
+			})
 		},
 	}
 	tf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return cmd
+}
+
+// statusSummary is a status in one line (fleet reports).
+func statusSummary(st vm.Status) string {
+	s := stateText(st)
+	if st.Receiver != nil {
+		s += fmt.Sprintf("; keys go to %s %s (%s)", st.Receiver.Bus, st.Receiver.Device, st.Receiver.Driver)
+	} else {
+		s += "; no keyboard"
+	}
+	if len(st.PanicDevices) > 0 {
+		s += "; panic devices " + joinComma(st.PanicDevices)
+	}
+	return s + "; panic action " + st.PanicAction
 }
 
 func printStatus(w io.Writer, rep statusReport) {

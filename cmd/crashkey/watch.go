@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
+	"github.com/crashkey/crashkey/fleet"
 	"github.com/crashkey/crashkey/internal/termsafe"
 	"github.com/crashkey/crashkey/vm"
 )
@@ -45,6 +46,8 @@ It ends after --timeout, after the first event named by --until, or when the con
 (QEMU exited). It changes nothing in the guest. A QMP socket serves one client at a time: to
 watch while another crashkey sends, give QEMU a second -qmp socket.
 
+` + fleetHelp + `
+
 Exit codes: 0 events seen; 1 nothing seen before --timeout; 2 bad input; 3 connection failed
 (or lost before any event); 130 interrupted.`,
 		Example: `  crashkey watch --qmp unix:/run/win11-events.qmp --until crash --timeout 10m
@@ -58,57 +61,71 @@ Exit codes: 0 events seen; 1 nothing seen before --timeout; 2 bad input; 3 conne
 			if err != nil {
 				return usageErr(err)
 			}
-			if _, err := tf.address(); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			t, err := tf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			wctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			var deadline <-chan time.Time
-			if timeout > 0 {
-				tm := time.NewTimer(timeout)
-				defer tm.Stop()
-				deadline = tm.C
-			}
-			events, err := t.Events(wctx)
-			if err != nil {
-				return failedErr(err)
-			}
-			out := cmd.OutOrStdout()
-			seen := 0
-			for {
-				select {
-				case e, ok := <-events:
-					if !ok {
-						if ctx.Err() != nil {
-							return ctx.Err()
-						}
-						if seen == 0 {
-							return failedErr(errors.New("watch: the connection ended before any event (QEMU exited or libvirtd closed the connection)"))
-						}
-						return nil
-					}
-					seen++
-					if err := printEvent(out, e, asJSON); err != nil {
-						return failedErr(err)
-					}
-					if stop(e) {
-						return nil
-					}
-				case <-deadline:
-					if seen == 0 {
-						return noErr(fmt.Errorf("watch: no event within %v", timeout))
-					}
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
+			if !tf.isFleet() {
+				if _, err := tf.address(); err != nil {
+					return err
 				}
 			}
+			def := time.Duration(0)
+			if timeout > 0 {
+				def = timeout + 30*time.Second
+			}
+			return runTargets(cmd, &tf, asJSON, def, func(ctx context.Context, ft fleet.Target, out io.Writer) (string, error) {
+				t, err := tf.dialAddr(ctx, ft.Addr)
+				if err != nil {
+					return "", err
+				}
+				defer t.Close()
+				wctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				var deadline <-chan time.Time
+				if timeout > 0 {
+					tm := time.NewTimer(timeout)
+					defer tm.Stop()
+					deadline = tm.C
+				}
+				events, err := t.Events(wctx)
+				if err != nil {
+					return "", failedErr(err)
+				}
+				seen := 0
+				last := ""
+				summary := func() string {
+					if seen == 0 {
+						return "no event"
+					}
+					return fmt.Sprintf("%d %s, last %s", seen, plural(seen, "event"), last)
+				}
+				for {
+					select {
+					case e, ok := <-events:
+						if !ok {
+							if ctx.Err() != nil {
+								return summary(), ctx.Err()
+							}
+							if seen == 0 {
+								return summary(), failedErr(errors.New("watch: the connection ended before any event (QEMU exited or libvirtd closed the connection)"))
+							}
+							return summary(), nil
+						}
+						seen++
+						last = strings.TrimSpace(e.Kind + " " + e.Lifecycle + " " + e.Detail)
+						if err := printEvent(out, e, asJSON); err != nil {
+							return summary(), failedErr(err)
+						}
+						if stop(e) {
+							return summary(), nil
+						}
+					case <-deadline:
+						if seen == 0 {
+							return summary(), noErr(fmt.Errorf("watch: no event within %v", timeout))
+						}
+						return summary(), nil
+					case <-ctx.Done():
+						return summary(), ctx.Err()
+					}
+				}
+			})
 		},
 	}
 	tf.add(cmd)

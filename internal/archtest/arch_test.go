@@ -1,6 +1,6 @@
 // Package archtest holds the test that keeps crashkey's imports pointing one way: scancodes ←
-// hid ← vm; beside them dump, disk, registry and pull; run on top of those; cmd/crashkey on top
-// of everything; and nothing imports cmd.
+// hid ← vm; beside them dump, disk, registry and pull; run on top of those; fleet (many targets)
+// above run; cmd/crashkey on top of everything; and nothing imports cmd.
 package archtest
 
 import (
@@ -27,10 +27,11 @@ var allowed = map[string][]string{
 	"pull":                          {"disk", "dump"},
 	"registry":                      {"disk", "hid", "scancodes", "scancodes/layout"},
 	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
+	"fleet":                         {"vm", "run", "disk", "hid"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
-	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
+	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {

@@ -67,16 +67,8 @@ start() {
     echo "rm $conf" >>"$state/undo"
   fi
   mkdir -p /etc/libvirt /var/log/libvirt/qemu
-  cat >"$conf" <<'CONF'
-# Written by crashkey's scripts/guest/libvirtd.sh; restored by "libvirtd.sh stop".
-user = "root"
-group = "root"
-dynamic_ownership = 0
-security_driver = "none"
-stdio_handler = "file"
-namespaces = [ ]
-cgroup_controllers = [ ]
-CONF
+  { echo '# Written by crashkey'"'"'s scripts/guest/libvirtd.sh; restored by "libvirtd.sh stop".'
+    cat "$(dirname "$0")/qemu.conf"; } >"$conf"
   libvirtd -d --pid-file "$pidfile" 9>&-  # the daemon must not inherit the lock
   echo 1 >"$users"
   for _ in $(seq 1 150); do

@@ -10,8 +10,13 @@ bash scripts/guest/kernel.sh >/dev/null
 
 # Stop the private libvirtd even when the test binary is killed by its timeout (its own
 # cleanup then never runs), unless it was already running before (someone else's session).
+ck_own_libvirtd=
 if ! bash scripts/guest/libvirtd.sh status 2>/dev/null; then
-  trap 'bash scripts/guest/libvirtd.sh stop --force >/dev/null 2>&1 || true' EXIT
+  ck_own_libvirtd=1
 fi
+
+# The remote host of TestRemote (scripts/guest/remote.sh) likewise.
+export CRASHKEY_REMOTE_DIR="${TMPDIR:-/tmp}/ck-remote-e2e.$$"
+trap 'bash scripts/guest/remote.sh stop "$CRASHKEY_REMOTE_DIR" >/dev/null 2>&1 || true; bash scripts/guest/libvirtd.sh status 2>/dev/null && [ -n "${ck_own_libvirtd:-}" ] && bash scripts/guest/libvirtd.sh stop --force >/dev/null 2>&1 || true' EXIT
 
 go test -tags e2e -count=1 -timeout 12m ./e2e/...
