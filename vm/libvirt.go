@@ -503,4 +503,3 @@ func (t *libvirtTarget) PreparePanic(ctx context.Context) (PanicReport, error) {
 	}
 	return rep, nil
 }
-
