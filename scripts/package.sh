@@ -11,8 +11,9 @@
 # clamps times to SOURCE_DATE_EPOCH itself). The version is 0.0~gitYYYYMMDD.REV (REV+dirty
 # for a modified tree). DEBFULLNAME/DEBEMAIL set the Maintainer field.
 #
-# The repository has no licence file yet, so the package carries the README only (no
-# copyright file).
+# /usr/share/doc/crashkey/copyright (machine-readable, DEP-5) gives crashkey's licence
+# (Apache-2.0, LICENSE) and the licence text of every Go module linked into the binary and of
+# the Go standard library, taken from the module cache at build time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -71,6 +72,29 @@ gzip -9n "$gen"/man/*.1
 "$work/crashkey-host" completion zsh >"$gen/completions/_crashkey"
 "$work/crashkey-host" completion fish >"$gen/completions/crashkey.fish"
 
+# The copyright file: crashkey's licence, then each linked module's (the same for every
+# architecture: the module graph does not depend on GOARCH here).
+{
+  printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n'
+  printf 'Upstream-Name: crashkey\nSource: https://github.com/crashkey/crashkey\n\n'
+  printf 'Files: *\nCopyright: crashkey developers\nLicense: Apache-2.0\n'
+  printf ' On Debian systems the full text of the Apache License 2.0 is in\n /usr/share/common-licenses/Apache-2.0 (and in LICENSE in the source).\n'
+  printf '\nFiles: Go standard library (%s), linked statically\nLicense: BSD-3-Clause\n' "$(go env GOVERSION)"
+  sed -e 's/^$/./' -e 's/^/ /' "$(go env GOROOT)/LICENSE"
+  CGO_ENABLED=0 go list -deps -f '{{if .Module}}{{.Module.Path}} {{.Module.Version}} {{.Module.Dir}}{{end}}' ./cmd/crashkey |
+    sort -u | while read -r mpath mver mdir; do
+      [ "$mpath" != github.com/crashkey/crashkey ] || continue
+      found=
+      for lf in "$mdir"/LICENSE* "$mdir"/LICENCE* "$mdir"/COPYING* "$mdir"/NOTICE*; do
+        [ -f "$lf" ] || continue
+        found=1
+        printf '\nFiles: Go module %s %s (%s), linked statically\nLicense: see below\n' "$mpath" "$mver" "$(basename "$lf")"
+        sed -e 's/[[:space:]]*$//' -e 's/^$/./' -e 's/^/ /' "$lf"
+      done
+      [ -n "$found" ] || { echo "package.sh: Go module $mpath has no licence file in $mdir" >&2; exit 1; }
+    done
+} >"$gen/copyright"
+
 for a in "${arches[@]}"; do
   root="$work/root-$a"
   install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/share/doc/crashkey" \
@@ -81,6 +105,7 @@ for a in "${arches[@]}"; do
   install -m 0644 "$gen/completions/_crashkey" "$root/usr/share/zsh/vendor-completions/_crashkey"
   install -m 0644 "$gen/completions/crashkey.fish" "$root/usr/share/fish/vendor_completions.d/crashkey.fish"
   gzip -9n <README.md >"$root/usr/share/doc/crashkey/README.md.gz"
+  install -m 0644 "$gen/copyright" "$root/usr/share/doc/crashkey/copyright"
 
   size="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
   cat >"$root/DEBIAN/control" <<CONTROL

@@ -41,6 +41,11 @@ echo "$page" | grep -Eq 'crashkey-run +- ' || { echo "60-package: man crashkey-r
 bash -c 'source /usr/share/bash-completion/completions/crashkey && complete -p crashkey' | grep -q __start_crashkey ||
   { echo "60-package: the bash completion does not register for crashkey" >&2; exit 1; }
 [ -s /usr/share/doc/crashkey/README.md.gz ] || { echo "60-package: README not installed" >&2; exit 1; }
+cr=/usr/share/doc/crashkey/copyright
+grep -q '^License: Apache-2.0$' "$cr" || { echo "60-package: $cr does not give crashkey's licence" >&2; exit 1; }
+for m in github.com/digitalocean/go-libvirt github.com/digitalocean/go-qemu github.com/lima-vm/go-qcow2reader www.velocidex.com/golang/go-ntfs; do
+  grep -q "^Files: Go module $m " "$cr" || { echo "60-package: $cr lacks the licence of $m" >&2; exit 1; }
+done
 
 dpkg -r crashkey >/dev/null
 installed=
