@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/fleet"
+	"github.com/crashkey/crashkey/internal/progress"
+	"github.com/crashkey/crashkey/internal/termsafe"
 )
 
 // oneTarget runs a command on one target, writes its usual output (text or JSON) to out and
@@ -64,14 +66,22 @@ func runTargets(cmd *cobra.Command, tf *targetFlags, asJSON bool, defTimeout tim
 		}
 		return r
 	}
+	// A bar of targets finished on a terminal's stderr; each target's line clears it first.
+	bar := progress.NewCount(cmd.ErrOrStderr(), int64(len(ts)), cmd.Name())
+	bar.Update(0, int64(len(ts)))
+	var finished int64
 	done := func(r fleet.Result) {
+		bar.Clear()
 		if asJSON {
 			writeFleetLine(w, r)
-			return
+		} else {
+			fmt.Fprintf(w, "%-7s %s: %s\n", resultMark(r.Code), termsafe.String(r.Target), oneLine(r.Summary))
 		}
-		fmt.Fprintf(w, "%-7s %s: %s\n", resultMark(r.Code), r.Target, oneLine(r.Summary))
+		finished++
+		bar.Update(finished, int64(len(ts)))
 	}
 	results := fleet.Run(ctx, ts, fleet.Options{Parallel: tf.parallel, Timeout: timeout, Failed: ExitFailed}, job, done)
+	bar.Finish()
 	sum := fleet.Summarize(results)
 	if asJSON {
 		writeFleetLine(w, struct {
@@ -82,7 +92,7 @@ func runTargets(cmd *cobra.Command, tf *targetFlags, asJSON bool, defTimeout tim
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TARGET\tEXIT\tTIME\tSUMMARY")
 		for _, r := range results {
-			fmt.Fprintf(tw, "%s\t%d\t%.1fs\t%s\n", r.Target, r.Code, float64(r.DurationMS)/1000, oneLine(r.Summary))
+			fmt.Fprintf(tw, "%s\t%d\t%.1fs\t%s\n", termsafe.String(r.Target), r.Code, float64(r.DurationMS)/1000, oneLine(r.Summary))
 		}
 		tw.Flush()
 		var parts []string

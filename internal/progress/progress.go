@@ -38,8 +38,26 @@ func New(w io.Writer, total int64, description string) *Bar {
 	return newBar(w, total, description, os.Getenv("NO_COLOR") == "", 100*time.Millisecond)
 }
 
+// NewCount returns a bar that counts items (a fleet's targets) out of total, or a no-op bar
+// when w is not a terminal.
+func NewCount(w io.Writer, total int64, description string) *Bar {
+	if !IsTerminal(w) || os.Getenv("TERM") == "dumb" {
+		return nil
+	}
+	return newCountBar(w, total, description, os.Getenv("NO_COLOR") == "", 100*time.Millisecond)
+}
+
 // newBar builds a drawing bar on w whatever w is, redrawn at most once per throttle.
 func newBar(w io.Writer, total int64, description string, color bool, throttle time.Duration) *Bar {
+	return build(w, total, description, color, throttle, true)
+}
+
+// newCountBar builds a drawing bar of items on w whatever w is.
+func newCountBar(w io.Writer, total int64, description string, color bool, throttle time.Duration) *Bar {
+	return build(w, total, description, color, throttle, false)
+}
+
+func build(w io.Writer, total int64, description string, color bool, throttle time.Duration, bytes bool) *Bar {
 	if color {
 		description = "[cyan]" + description + "[reset]"
 	}
@@ -47,8 +65,8 @@ func newBar(w io.Writer, total int64, description string, color bool, throttle t
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(description),
 		progressbar.OptionEnableColorCodes(color),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionShowBytes(bytes),
+		progressbar.OptionUseIECUnits(bytes),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(throttle),
@@ -82,6 +100,17 @@ func (b *Bar) Func() func(done, total int64) {
 		return nil
 	}
 	return b.Update
+}
+
+// Clear erases the bar's line so that a caller can print a line of its own (on the same
+// terminal); the next Update draws the bar again.
+func (b *Bar) Clear() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.bar.Clear()
 }
 
 // Finish clears the bar's line.

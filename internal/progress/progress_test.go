@@ -64,3 +64,22 @@ func TestDraw(t *testing.T) {
 		}
 	}
 }
+
+func TestCount(t *testing.T) {
+	var b bytes.Buffer
+	bar := newCountBar(&b, 4, "run", false, 0)
+	bar.Update(1, 4)
+	if out := b.String(); !strings.Contains(out, "run") || !strings.Contains(out, " 25% ") || !strings.Contains(out, "(1/4") || strings.Contains(out, "B") {
+		t.Errorf("count bar: %q", out)
+	}
+	b.Reset()
+	bar.Clear()
+	if out := b.String(); !strings.HasPrefix(out, "\r") || strings.TrimSpace(strings.ReplaceAll(out, "\r", "")) != "" {
+		t.Errorf("clear: %q", out)
+	}
+	var nb *Bar
+	nb.Clear() // no-op
+	if NewCount(&b, 4, "run") != nil {
+		t.Error("a count bar on a buffer")
+	}
+}
