@@ -29,7 +29,7 @@ import (
 type Options struct {
 	// Paging forces a translation scheme for full, kernel and bitmap dumps; PagingNone (the
 	// zero value) detects it from the header (machine, PaeEnabled, and 5-level paging when
-	// PsLoadedModuleList is canonical only under 5-level paging).
+	// PsLoadedModuleList is canonical only under 5-level paging; ARM64 for 0xAA64).
 	Paging Paging
 	// ReadBudget bounds the physical reads (0: DefaultReadBudget).
 	ReadBudget int
@@ -192,7 +192,7 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 		paging = detectPaging(h)
 	}
 	if paging == PagingNone {
-		res.Problems = append(res.Problems, fmt.Sprintf("virtual addresses of a %s dump are not translated (x64 and x86 only), so no module list", machineString(h)))
+		res.Problems = append(res.Problems, fmt.Sprintf("virtual addresses of a %s dump are not translated (x64, x86 and ARM64 only), so no module list", machineString(h)))
 		return nil, nil
 	}
 	res.Paging = paging.String()
@@ -206,8 +206,8 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 	}
 	s := NewSpace(f.PhysicalReader(), paging, h.DirectoryTableBase.Value, opts.ReadBudget)
 	l := ldr32
-	if paging == PagingX64 || paging == PagingX64LA57 {
-		l = ldr64
+	if paging == PagingX64 || paging == PagingX64LA57 || paging == PagingARM64 {
+		l = ldr64 // ARM64's KLDR_DATA_TABLE_ENTRY has x64's offsets (same 64-bit layout)
 	}
 	mods, problems, err := walkLoadedModules(s, h.PsLoadedModuleList.Value, l)
 	if len(mods) == 0 && err == nil && opts.Paging == PagingNone && paging == PagingX64 {
@@ -251,6 +251,8 @@ func detectPaging(h dump.Header) Paging {
 			return PagingPAE
 		}
 		return PagingX86
+	case dump.MachineARM64:
+		return PagingARM64
 	}
 	return PagingNone
 }

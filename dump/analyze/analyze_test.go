@@ -282,7 +282,7 @@ func TestNoModuleList(t *testing.T) {
 		want string
 	}{
 		{"header only", dump.Spec{Type: dump.TypeHeader, Is64: true, BugCheck: 0xE2}, "header-only"},
-		{"ARM64 full", dump.Spec{Type: dump.TypeFull, Is64: true, Machine: dump.MachineARM64, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}, DirectoryTableBase: 0x1000, PsLoadedModuleList: 0xFFFF800000001000}, "ARM64"},
+		{"ARM64 full, empty page tables", dump.Spec{Type: dump.TypeFull, Is64: true, Machine: dump.MachineARM64, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}, DirectoryTableBase: 0x1000, PsLoadedModuleList: 0xFFFF800000001000}, "the page holding its L1 descriptor"},
 		{"no PsLoadedModuleList", dump.Spec{Type: dump.TypeFull, Is64: true, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}}, "does not set"},
 	} {
 		var b bytes.Buffer
