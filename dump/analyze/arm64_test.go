@@ -101,7 +101,7 @@ func TestARM64Translate(t *testing.T) {
 	}
 	sp := NewSpace(f.PhysicalReader(), PagingARM64, 0x0042_0000_0010_0001, 0)
 	for _, c := range []struct{ va, pa uint64 }{
-		{s.hal + 0x3FFFFFFF, 0x7FFFFFFF},        // last byte of the 1 GiB block (XN bits masked off)
+		{s.hal + 0x3FFFFFFF, 0x7FFFFFFF},         // last byte of the 1 GiB block (XN bits masked off)
 		{s.ntos + 0x1ABCDE, 0x400000 + 0x1ABCDE}, // inside the 2 MiB block
 		{s.head + 0x3008, 0x203008},              // 4 KiB page, XN bits masked off
 		{s.drv + 0x7FFF, 0x307FFF},
