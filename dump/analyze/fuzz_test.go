@@ -77,7 +77,7 @@ func FuzzTranslate(f *testing.F) {
 		if p == PagingX86 || p == PagingPAE {
 			l = ldr32
 		}
-		mods, _, _ := walkLoadedModules(sp, va, l)
+		mods, _, _ := walkLoadedModules(sp, va, l, true)
 		if len(mods) > MaxModules {
 			t.Fatalf("%d modules", len(mods))
 		}
@@ -133,7 +133,7 @@ func TestHostileBudget(t *testing.T) {
 		binary.LittleEndian.PutUint64(phys[i:], 0x3)
 	}
 	sp := NewSpace(flatPhys(phys), PagingX64, 0, 100)
-	mods, problems, err := walkLoadedModules(sp, 0xFFFFF80000000000, ldr64)
+	mods, problems, err := walkLoadedModules(sp, 0xFFFFF80000000000, ldr64, true)
 	if sp.Reads > 100 || len(mods) > MaxModules {
 		t.Fatalf("reads %d modules %d", sp.Reads, len(mods))
 	}
