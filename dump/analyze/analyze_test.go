@@ -230,7 +230,7 @@ func TestLoaderStampChecks(t *testing.T) {
 		e := s.head + 0x4000 - 0x80
 		s.pt.mapRange(s.head+0x4000, 0x9000000, 0x1000)
 		for o := uint64(0); o < 0x80; o += 8 {
-			s.mem.put64(s.v.pa(e+o), binary.LittleEndian.Uint64(s.mem.page(s.v.pa(s.entries[3]+o))[(s.v.pa(s.entries[3]+o))&0xFFF:]))
+			s.mem.put64(s.v.pa(e+o), binary.LittleEndian.Uint64(s.mem.page(s.v.pa(s.entries[3] + o))[(s.v.pa(s.entries[3]+o))&0xFFF:]))
 		}
 		s.v.put64(s.entries[2], e)
 		g := ghostStamp(t, s, 0)
