@@ -87,9 +87,6 @@ func TestARM64ModuleWalk(t *testing.T) {
 	if res.InstructionPointer == nil || uint64(*res.InstructionPointer) != s.ntos+0x500 {
 		t.Errorf("instruction pointer %v", res.InstructionPointer)
 	}
-	if g := res.Module("ghost.sys"); !strings.Contains(g.Identity, "L3 descriptor") && !strings.Contains(g.Identity, "not in the dump") {
-		t.Errorf("ghost.sys identity %q", g.Identity)
-	}
 }
 
 func TestARM64Translate(t *testing.T) {
