@@ -29,7 +29,7 @@ import (
 type Options struct {
 	// Paging forces a translation scheme for full, kernel and bitmap dumps; PagingNone (the
 	// zero value) detects it from the header (machine, PaeEnabled, and 5-level paging when
-	// PsLoadedModuleList is canonical only under 5-level paging).
+	// PsLoadedModuleList is canonical only under 5-level paging; ARM64 for 0xAA64).
 	Paging Paging
 	// ReadBudget bounds the physical reads (0: DefaultReadBudget).
 	ReadBudget int
@@ -145,6 +145,7 @@ func Analyze(ctx context.Context, r io.ReaderAt, f *dump.File, opts Options) (*R
 			}
 			res.Modules[i].applyIdentity(id, err)
 		}
+		res.Modules[i].useLoaderStamp()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 		paging = detectPaging(h)
 	}
 	if paging == PagingNone {
-		res.Problems = append(res.Problems, fmt.Sprintf("virtual addresses of a %s dump are not translated (x64 and x86 only), so no module list", machineString(h)))
+		res.Problems = append(res.Problems, fmt.Sprintf("virtual addresses of a %s dump are not translated (x64, x86 and ARM64 only), so no module list", machineString(h)))
 		return nil, nil
 	}
 	res.Paging = paging.String()
@@ -206,15 +207,17 @@ func walk(f *dump.File, opts Options, res *Result) (*Space, error) {
 	}
 	s := NewSpace(f.PhysicalReader(), paging, h.DirectoryTableBase.Value, opts.ReadBudget)
 	l := ldr32
-	if paging == PagingX64 || paging == PagingX64LA57 {
-		l = ldr64
+	if paging == PagingX64 || paging == PagingX64LA57 || paging == PagingARM64 {
+		l = ldr64 // ARM64's KLDR_DATA_TABLE_ENTRY has x64's offsets (same 64-bit layout)
 	}
-	mods, problems, err := walkLoadedModules(s, h.PsLoadedModuleList.Value, l)
+	// The loader entry's own TimeDateStamp is at the Windows 10 offsets only (modules.go).
+	win10 := !h.MinorVersion.Set || h.MinorVersion.Value >= 10240
+	mods, problems, err := walkLoadedModules(s, h.PsLoadedModuleList.Value, l, win10)
 	if len(mods) == 0 && err == nil && opts.Paging == PagingNone && paging == PagingX64 {
 		// The header has no paging-mode field: a 5-level kernel whose list address is also
 		// 4-level canonical is found by trying. The result counts only if the list walks.
 		s5 := NewSpace(f.PhysicalReader(), PagingX64LA57, h.DirectoryTableBase.Value, opts.ReadBudget)
-		if mods5, problems5, err5 := walkLoadedModules(s5, h.PsLoadedModuleList.Value, l); len(mods5) > 0 && err5 == nil {
+		if mods5, problems5, err5 := walkLoadedModules(s5, h.PsLoadedModuleList.Value, l, win10); len(mods5) > 0 && err5 == nil {
 			s, mods, problems, paging = s5, mods5, problems5, PagingX64LA57
 			res.Paging = paging.String()
 			problems = append([]string{"4-level translation of PsLoadedModuleList failed and 5-level translation walks the list: using 5-level paging"}, problems...)
@@ -251,6 +254,8 @@ func detectPaging(h dump.Header) Paging {
 			return PagingPAE
 		}
 		return PagingX86
+	case dump.MachineARM64:
+		return PagingARM64
 	}
 	return PagingNone
 }

@@ -3,6 +3,7 @@ package analyze
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"strings"
 	"testing"
 
@@ -123,11 +124,17 @@ func wantModules(t *testing.T, res *Result, s *scene) {
 			t.Errorf("hal.dll (1 GiB page) = %+v", *h)
 		}
 	}
+	for _, m := range res.Modules {
+		if m.Name != "ghost.sys" && m.TimestampSource != TimestampPE {
+			t.Errorf("%s: timestamp from %q, want the PE header", m.Name, m.TimestampSource)
+		}
+	}
 	g := res.Module("ghost.sys")
-	// Without its PE header a module has no timestamp: the loader entry's field moved
-	// between Windows versions, so the value written at 0x80/0x48 is not taken.
-	if g.PDB != "" || g.TimeDateStamp != 0 || !strings.Contains(g.Identity, "not in the dump") {
-		t.Errorf("ghost.sys identity = %q, want a missing page", g.Identity)
+	// Without its PE header the timestamp comes from the Windows 10 loader entry (0x9C/0x58),
+	// not from the pointer at the published layout's 0x80/0x48.
+	if g.PDB != "" || g.TimeDateStamp != 0x77777777 || g.TimestampSource != TimestampLoader ||
+		!strings.Contains(g.Identity, "not in the dump") || !strings.Contains(g.Identity, "timestamp from the loader entry") {
+		t.Errorf("ghost.sys = %#x from %q, identity %q; want the loader entry's stamp and a missing page", g.TimeDateStamp, g.TimestampSource, g.Identity)
 	}
 }
 
@@ -171,7 +178,7 @@ func TestX64FourAndFiveLevel(t *testing.T) {
 func TestX86PAEAndNonPAE(t *testing.T) {
 	for _, pae := range []bool{false, true} {
 		s := x86Scene(pae)
-		b := buildFull(fullSpec{machine: dump.MachineI386, pae: pae, dtb: s.pt.root, psl: s.head,
+		b := buildFull(fullSpec{machine: dump.MachineI386, pae: pae, build: 19041, dtb: s.pt.root, psl: s.head,
 			bugcheck: 0x1000008E, params: [4]uint64{0xC0000005, s.ntos + 0x5000, 0, 0}, ip: s.ntos + 0x5000, excAddr: s.drv + 0x20}, s.mem)
 		res := analyzeBytes(t, b, Options{})
 		want := map[bool]string{false: "x86 (2-level)", true: "x86 PAE (3-level)"}[pae]
@@ -189,6 +196,48 @@ func TestX86PAEAndNonPAE(t *testing.T) {
 			t.Errorf("first attribution %+v", a)
 		}
 	}
+}
+
+// TestLoaderStampChecks: the loader entry's TimeDateStamp is not taken from a pre-Windows 10
+// dump, when SizeOfImageNotRounded does not round up to SizeOfImage, or when the entry's tail
+// is on a page the dump does not hold (the entry itself still counts).
+func TestLoaderStampChecks(t *testing.T) {
+	ghostStamp := func(t *testing.T, s *scene, build uint32) *Module {
+		t.Helper()
+		res := analyzeBytes(t, buildFull(fullSpec{is64: true, machine: dump.MachineAMD64, dtb: s.pt.root, psl: s.head, bugcheck: 0xE2, build: build}, s.mem), Options{})
+		g := res.Module("ghost.sys")
+		if g == nil {
+			t.Fatalf("no ghost.sys: problems %q", res.Problems)
+		}
+		return g
+	}
+	t.Run("Windows 8.1", func(t *testing.T) {
+		if g := ghostStamp(t, x64Scene(4, 0xFFFFF80000000000), 9600); g.TimeDateStamp != 0 || g.TimestampSource != "" {
+			t.Errorf("build 9600: ghost.sys stamp %#x from %q", g.TimeDateStamp, g.TimestampSource)
+		}
+	})
+	t.Run("SizeOfImageNotRounded inconsistent", func(t *testing.T) {
+		s := x64Scene(4, 0xFFFFF80000000000)
+		s.v.put32(s.entries[3]+0x98, 0x1001) // rounds up to 0x2000, SizeOfImage is 0x1000
+		if g := ghostStamp(t, s, 0); g.TimeDateStamp != 0 || g.TimestampSource != "" {
+			t.Errorf("ghost.sys stamp %#x from %q", g.TimeDateStamp, g.TimestampSource)
+		}
+	})
+	t.Run("tail on a missing page", func(t *testing.T) {
+		s := x64Scene(4, 0xFFFFF80000000000)
+		// Move ghost.sys's entry to 0x80 bytes before the end of the list's last page, so
+		// its tail (0x80-0xA0) falls on the next page, which is mapped to an absent frame.
+		e := s.head + 0x4000 - 0x80
+		s.pt.mapRange(s.head+0x4000, 0x9000000, 0x1000)
+		for o := uint64(0); o < 0x80; o += 8 {
+			s.mem.put64(s.v.pa(e+o), binary.LittleEndian.Uint64(s.mem.page(s.v.pa(s.entries[3] + o))[(s.v.pa(s.entries[3]+o))&0xFFF:]))
+		}
+		s.v.put64(s.entries[2], e)
+		g := ghostStamp(t, s, 0)
+		if g.TimeDateStamp != 0 || g.TimestampSource != "" || uint64(g.Base) != s.ghost {
+			t.Errorf("ghost.sys base %#x stamp %#x from %q", uint64(g.Base), g.TimeDateStamp, g.TimestampSource)
+		}
+	})
 }
 
 func TestMicrosoftOnlyEvidence(t *testing.T) {
@@ -282,7 +331,7 @@ func TestNoModuleList(t *testing.T) {
 		want string
 	}{
 		{"header only", dump.Spec{Type: dump.TypeHeader, Is64: true, BugCheck: 0xE2}, "header-only"},
-		{"ARM64 full", dump.Spec{Type: dump.TypeFull, Is64: true, Machine: dump.MachineARM64, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}, DirectoryTableBase: 0x1000, PsLoadedModuleList: 0xFFFF800000001000}, "ARM64"},
+		{"ARM64 full, empty page tables", dump.Spec{Type: dump.TypeFull, Is64: true, Machine: dump.MachineARM64, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}, DirectoryTableBase: 0x1000, PsLoadedModuleList: 0xFFFF800000001000}, "the page holding its L1 descriptor"},
 		{"no PsLoadedModuleList", dump.Spec{Type: dump.TypeFull, Is64: true, BugCheck: 0xE2, Runs: []dump.Run{{BasePage: 1, PageCount: 1}}}, "does not set"},
 	} {
 		var b bytes.Buffer

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"sort"
 	"unicode/utf16"
@@ -236,10 +237,13 @@ func writePE(v *vmem, m testModule, wide bool, pdb string) {
 // writeLdrList writes a PsLoadedModuleList at head with one KLDR_DATA_TABLE_ENTRY per module
 // at entryVA + i*0x100, names after the entries. w is the pointer width (8 or 4).
 func writeLdrList(v *vmem, head, entryVA uint64, mods []testModule, w int) []uint64 {
-	type off struct{ dllBase, entry, size, full, base, checksum, stamp uint64 }
-	o := off{0x30, 0x38, 0x40, 0x48, 0x58, 0x78, 0x80}
+	// The Windows 10 KLDR_DATA_TABLE_ENTRY: CoverageSection (a pointer, written as a decoy
+	// where the published layout has TimeDateStamp) at 0x80/0x48, SizeOfImageNotRounded at
+	// 0x98/0x54 and TimeDateStamp at 0x9C/0x58.
+	type off struct{ dllBase, entry, size, full, base, checksum, coverage, notRounded, stamp uint64 }
+	o := off{0x30, 0x38, 0x40, 0x48, 0x58, 0x78, 0x80, 0x98, 0x9C}
 	if w == 4 {
-		o = off{0x18, 0x1C, 0x20, 0x24, 0x2C, 0x40, 0x48}
+		o = off{0x18, 0x1C, 0x20, 0x24, 0x2C, 0x40, 0x48, 0x54, 0x58}
 	}
 	entries := make([]uint64, len(mods))
 	for i := range mods {
@@ -268,6 +272,8 @@ func writeLdrList(v *vmem, head, entryVA uint64, mods []testModule, w int) []uin
 		v.putPtr(e+o.entry, m.base+0x1000, w)
 		v.put32(e+o.size, m.size)
 		v.put32(e+o.checksum, 0xC0FFEE)
+		v.putPtr(e+o.coverage, 0xFFFFF80012345678, w)
+		v.put32(e+o.notRounded, m.size-0x10)
 		v.put32(e+o.stamp, m.stamp)
 		us := func(at uint64, s string, buf uint64) {
 			b := utf16le(s)
@@ -294,6 +300,7 @@ type fullSpec struct {
 	ip       uint64
 	sp       uint64
 	excAddr  uint64
+	build    uint32 // MinorVersion; 0: 19045 (64-bit), 2600 (32-bit)
 }
 
 // buildFull writes a full dump: the header at the offsets of dump-format.md §3/§4 with the
@@ -314,7 +321,7 @@ func buildFull(s fullSpec, mem physMem) []byte {
 	if s.is64 {
 		copy(h, "PAGEDU64")
 		le.PutUint32(h[0x08:], 0xF)
-		le.PutUint32(h[0x0C:], 19045)
+		le.PutUint32(h[0x0C:], cmp.Or(s.build, 19045))
 		le.PutUint64(h[0x10:], s.dtb)
 		le.PutUint64(h[0x20:], s.psl)
 		le.PutUint32(h[0x30:], s.machine)
@@ -344,7 +351,7 @@ func buildFull(s fullSpec, mem physMem) []byte {
 	} else {
 		copy(h, "PAGEDUMP")
 		le.PutUint32(h[0x08:], 0xF)
-		le.PutUint32(h[0x0C:], 2600)
+		le.PutUint32(h[0x0C:], cmp.Or(s.build, 2600))
 		le.PutUint32(h[0x10:], uint32(s.dtb))
 		le.PutUint32(h[0x18:], uint32(s.psl))
 		le.PutUint32(h[0x20:], s.machine)

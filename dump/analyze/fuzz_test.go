@@ -48,8 +48,18 @@ func FuzzTranslate(f *testing.F) {
 	f.Add(mem[:0x6000], uint64(0x1000), uint64(0xFFFFF80000000000), uint8(PagingX64LA57))
 	f.Add(bytes.Repeat([]byte{0x83, 0, 0, 0}, 0x2000), uint64(0), uint64(0x80400000), uint8(PagingX86))
 	f.Add(bytes.Repeat([]byte{0x03, 0x10, 0, 0, 0, 0, 0, 0}, 0x1000), uint64(0x20), uint64(0xC0000000), uint8(PagingPAE))
+	// ARM64: L0 at 0, every descriptor a table/page (0x403) pointing at page 0x1000, which
+	// holds 2 MiB block descriptors (0x401) and reserved L3 encodings alike.
+	a64 := make([]byte, 0x2000)
+	for i := 0; i < 0x1000; i += 8 {
+		binary.LittleEndian.PutUint64(a64[i:], 0x1403)
+		binary.LittleEndian.PutUint64(a64[0x1000+i:], 0x0060000000200401)
+	}
+	f.Add(a64, uint64(0x0001000000000001), uint64(0xFFFFF80000001000), uint8(PagingARM64))
+	f.Add(buildFull(fullSpec{is64: true, machine: dump.MachineARM64, dtb: 0x100000, psl: 0xFFFFF80000010000}, arm64Scene().mem)[0x2000:],
+		uint64(0x2000), uint64(0xFFFFF80000010000), uint8(PagingARM64))
 	f.Fuzz(func(t *testing.T, phys []byte, dtb, va uint64, paging uint8) {
-		p := Paging(paging % 5)
+		p := Paging(paging % 6)
 		const budget = 2000
 		sp := NewSpace(flatPhys(phys), p, dtb, budget)
 		before := sp.Reads
@@ -67,7 +77,7 @@ func FuzzTranslate(f *testing.F) {
 		if p == PagingX86 || p == PagingPAE {
 			l = ldr32
 		}
-		mods, _, _ := walkLoadedModules(sp, va, l)
+		mods, _, _ := walkLoadedModules(sp, va, l, true)
 		if len(mods) > MaxModules {
 			t.Fatalf("%d modules", len(mods))
 		}
@@ -86,6 +96,8 @@ func FuzzTranslate(f *testing.F) {
 func FuzzAnalyze(f *testing.F) {
 	s := x64Scene(4, 0xFFFFF80000000000)
 	f.Add(buildFull(fullSpec{is64: true, machine: dump.MachineAMD64, dtb: s.pt.root, psl: s.head, bugcheck: 0xD1, params: [4]uint64{0, 0, 0, s.drv}}, s.mem))
+	a := arm64Scene()
+	f.Add(arm64Dump(a, 0x7E, [4]uint64{0xC0000005, a.drv}, a.drv))
 	x := x86Scene(true)
 	f.Add(buildFull(fullSpec{machine: dump.MachineI386, pae: true, dtb: x.pt.root, psl: x.head, bugcheck: 0x7E}, x.mem))
 	f.Add(buildTriage(triageSpec{is64: true, machine: dump.MachineAMD64, bugcheck: 0x7E, stack: []uint64{triageDrivers[2].base + 8}, peBlock: true}))
@@ -121,7 +133,7 @@ func TestHostileBudget(t *testing.T) {
 		binary.LittleEndian.PutUint64(phys[i:], 0x3)
 	}
 	sp := NewSpace(flatPhys(phys), PagingX64, 0, 100)
-	mods, problems, err := walkLoadedModules(sp, 0xFFFFF80000000000, ldr64)
+	mods, problems, err := walkLoadedModules(sp, 0xFFFFF80000000000, ldr64, true)
 	if sp.Reads > 100 || len(mods) > MaxModules {
 		t.Fatalf("reads %d modules %d", sp.Reads, len(mods))
 	}

@@ -29,7 +29,19 @@ type Module struct {
 	Microsoft bool `json:"microsoft"`
 	// Identity says where TimeDateStamp/PDB came from, or why they are missing.
 	Identity string `json:"identity,omitempty"`
+	// TimestampSource says where TimeDateStamp came from: TimestampPE, TimestampLoader or
+	// TimestampTriage; "" when there is none.
+	TimestampSource string `json:"timestamp_source,omitempty"`
+	// ldrStamp is the loader entry's TimeDateStamp, when the entry passes its check.
+	ldrStamp uint32
 }
+
+// Values of Module.TimestampSource.
+const (
+	TimestampPE     = "PE header"
+	TimestampLoader = "loader entry"
+	TimestampTriage = "triage driver list"
+)
 
 // End returns the first address after the module.
 func (m *Module) End() uint64 { return uint64(m.Base) + uint64(m.Size) }
@@ -40,7 +52,7 @@ func (m *Module) Contains(addr uint64) bool { return addr >= uint64(m.Base) && a
 func (m *Module) applyIdentity(id *Identity, err error) {
 	switch {
 	case id != nil:
-		m.TimeDateStamp = id.TimeDateStamp
+		m.TimeDateStamp, m.TimestampSource = id.TimeDateStamp, TimestampPE
 		m.PDB, m.GUID, m.Age, m.SymbolPath = id.PDB, id.GUID, id.Age, id.SymbolPath()
 		m.Identity = "PE header in the dump"
 		if id.PDB == "" {
@@ -52,6 +64,19 @@ func (m *Module) applyIdentity(id *Identity, err error) {
 	case err != nil:
 		m.Identity = err.Error()
 	}
+}
+
+// useLoaderStamp takes the loader entry's TimeDateStamp when no PE header gave one.
+func (m *Module) useLoaderStamp() {
+	if m.TimestampSource != "" || m.ldrStamp == 0 {
+		return
+	}
+	m.TimeDateStamp, m.TimestampSource = m.ldrStamp, TimestampLoader
+	note := "timestamp from the loader entry (KLDR_DATA_TABLE_ENTRY.TimeDateStamp)"
+	if m.Identity != "" {
+		note = m.Identity + "; " + note
+	}
+	m.Identity = note
 }
 
 // Hex is a 64-bit address that encodes in JSON as a "0x…" string.
@@ -78,14 +103,25 @@ func (h *Hex) UnmarshalText(b []byte) error {
 //	x86: InLoadOrderLinks 0x00, DllBase 0x18, EntryPoint 0x1C, SizeOfImage 0x20,
 //	     FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40
 //
-// The TimeDateStamp is not read from the loader entry: it moved (0x80 in the published
-// debugger layout, 0x9C on Windows 10 x64 where 0x80 holds CoverageSection), so a module's
-// timestamp comes from its PE header only.
+// A module's TimeDateStamp comes from its PE header in the dump. When that page is missing it
+// comes from the loader entry, where the field moved: 0x80 in the published debugger layout
+// (and in a triage dump's DUMP_DRIVER_ENTRY), but on Windows 10 and later (build >= 10240)
+// 0x80 holds CoverageSection and the in-memory KLDR_DATA_TABLE_ENTRY ends with
+//
+//	x64/ARM64: SizeOfImageNotRounded 0x98, TimeDateStamp 0x9C (entry size 0xA0)
+//	x86:       SizeOfImageNotRounded 0x54, TimeDateStamp 0x58 (entry size 0x5C)
+//
+// (KLDR_DATA_TABLE_ENTRY as generated from ntoskrnl symbols, e.g. the ntdiff/headers and
+// Vergilius type dumps). Only a nonzero TimeDateStamp whose entry's SizeOfImageNotRounded,
+// rounded up to a page, equals SizeOfImage is taken, and Module.TimestampSource says so.
 //
 // UNICODE_STRING: Length u16 @0, MaximumLength u16 @2, Buffer @8 (x64) or @4 (x86).
 type ldrLayout struct {
 	entryFields
 	size, fullName, baseName int
+	// full is the Windows 10 entry size; notRounded and stamp are the offsets of
+	// SizeOfImageNotRounded and TimeDateStamp in it (read only when the walk asks for them).
+	full, notRounded, stamp int
 }
 
 // entryFields are the offsets of a module entry's fields, in a KLDR_DATA_TABLE_ENTRY or a
@@ -96,8 +132,8 @@ type entryFields struct {
 }
 
 var (
-	ldr64 = ldrLayout{entryFields{dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, checkSum: 0x78, timeStamp: -1, ptr: 8}, 0x80, 0x48, 0x58}
-	ldr32 = ldrLayout{entryFields{dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, checkSum: 0x40, timeStamp: -1, ptr: 4}, 0x44, 0x24, 0x2C}
+	ldr64 = ldrLayout{entryFields{dllBase: 0x30, entry: 0x38, sizeOfImage: 0x40, checkSum: 0x78, timeStamp: -1, ptr: 8}, 0x80, 0x48, 0x58, 0xA0, 0x98, 0x9C}
+	ldr32 = ldrLayout{entryFields{dllBase: 0x18, entry: 0x1C, sizeOfImage: 0x20, checkSum: 0x40, timeStamp: -1, ptr: 4}, 0x44, 0x24, 0x2C, 0x5C, 0x54, 0x58}
 )
 
 func (l entryFields) pointer(b []byte, off int) uint64 {
@@ -153,8 +189,10 @@ func baseName(path string) string {
 
 // walkLoadedModules walks the InLoadOrderLinks list headed at head (PsLoadedModuleList). It
 // stops at the head, at a cycle, after MaxModules entries, or at an entry it cannot read,
-// and says why in problems. A missing page is reported, never guessed.
-func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, problems []string, err error) {
+// and says why in problems. A missing page is reported, never guessed. With win10 it also
+// reads each entry's Windows 10 tail for the loader's TimeDateStamp (optional: an entry whose
+// tail cannot be read still counts).
+func walkLoadedModules(s *Space, head uint64, l ldrLayout, win10 bool) (mods []Module, problems []string, err error) {
 	link := make([]byte, l.ptr)
 	if _, err := s.ReadVirtual(link, head); err != nil {
 		if errors.Is(err, ErrBudget) {
@@ -164,7 +202,11 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 	}
 	cur := l.pointer(link, 0)
 	seen := map[uint64]bool{head: true}
-	entry := make([]byte, l.size)
+	n := l.size
+	if win10 {
+		n = l.full
+	}
+	entry := make([]byte, n)
 	for cur != head {
 		if seen[cur] {
 			problems = append(problems, fmt.Sprintf("the module list loops back to entry 0x%X after %d entries without returning to its head; walk stopped", cur, len(mods)))
@@ -175,7 +217,10 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 			break
 		}
 		seen[cur] = true
-		if _, err := s.ReadVirtual(entry, cur); err != nil {
+		// One read of the whole entry; only the first l.size bytes are required (the
+		// Windows 10 tail past them may sit on a page the dump does not hold).
+		got, err := s.ReadVirtual(entry, cur)
+		if got < l.size {
 			if errors.Is(err, ErrBudget) {
 				return mods, problems, err
 			}
@@ -183,6 +228,9 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 			break
 		}
 		m := l.module(entry)
+		if got == len(entry) && l.full == len(entry) {
+			m.ldrStamp = l.loaderStamp(entry, m.Size)
+		}
 		m.Path = readName(s, l, entry, l.fullName, &problems, len(mods)+1)
 		m.Name = readName(s, l, entry, l.baseName, &problems, len(mods)+1)
 		if m.Name == "" {
@@ -195,6 +243,16 @@ func walkLoadedModules(s *Space, head uint64, l ldrLayout) (mods []Module, probl
 		cur = l.pointer(entry, 0)
 	}
 	return mods, problems, nil
+}
+
+// loaderStamp returns the TimeDateStamp of a Windows 10 loader entry when its
+// SizeOfImageNotRounded is consistent with the entry's SizeOfImage, else 0.
+func (l ldrLayout) loaderStamp(entry []byte, size uint32) uint32 {
+	notRounded := binary.LittleEndian.Uint32(entry[l.notRounded:])
+	if notRounded == 0 || notRounded > size || (uint64(notRounded)+0xFFF)&^0xFFF != uint64(size) {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(entry[l.stamp:])
 }
 
 func readName(s *Space, l ldrLayout, entry []byte, off int, problems *[]string, idx int) string {

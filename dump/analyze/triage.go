@@ -171,6 +171,9 @@ func readTriage(r io.ReaderAt, f *dump.File) (*triageResult, error) {
 				e := list[i*uint64(l.stride):]
 				m := l.module(e)
 				m.Identity = "triage driver list"
+				if m.TimeDateStamp != 0 {
+					m.TimestampSource = TimestampTriage
+				}
 				name, err := dumpString(r, uint64(binary.LittleEndian.Uint32(e)), size, hs)
 				if err != nil {
 					badNames++

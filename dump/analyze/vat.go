@@ -14,14 +14,15 @@ type Paging int
 
 // Paging schemes.
 const (
-	PagingNone    Paging = iota // no translation (ARM64, unknown machine)
+	PagingNone    Paging = iota // no translation (unknown machine)
 	PagingX86                   // 32-bit x86 without PAE: 2 levels, 4-byte entries, 4 MiB large pages
 	PagingPAE                   // 32-bit x86 with PAE: 3 levels, 8-byte entries, 2 MiB large pages
 	PagingX64                   // x64 4-level paging: 1 GiB and 2 MiB large pages
 	PagingX64LA57               // x64 5-level paging (LA57)
+	PagingARM64                 // ARM64 VMSAv8-64: 4 KiB granule, 48-bit VA, 4 levels, 1 GiB and 2 MiB blocks
 )
 
-var pagingNames = [...]string{"none", "x86 (2-level)", "x86 PAE (3-level)", "x64 (4-level)", "x64 LA57 (5-level)"}
+var pagingNames = [...]string{"none", "x86 (2-level)", "x86 PAE (3-level)", "x64 (4-level)", "x64 LA57 (5-level)", "ARM64 (4 KiB granule, 4-level)"}
 
 // String names the scheme.
 func (p Paging) String() string {
@@ -49,16 +50,22 @@ var (
 // page-table page the dump does not hold. It wraps ErrNotMapped or dump.ErrAbsentPage.
 type TranslateError struct {
 	VA    uint64 // the virtual address being translated
-	Level string // "PML4E", "PDPTE", "PDE", "PTE", "PML5E"
+	Level string // "PML4E", "PDPTE", "PDE", "PTE", "PML5E"; ARM64: "L0", "L1", "L2", "L3" descriptor
 	Entry uint64 // the entry's value (not-present case)
 	PA    uint64 // physical address of the entry
 	Err   error  // ErrNotMapped or an error wrapping dump.ErrAbsentPage
+	// Invalid says why a present-looking entry still maps nothing (ARM64: a block
+	// descriptor at level 0, a level-3 entry without the page bit); "" for a clear valid bit.
+	Invalid string
 }
 
 func (e *TranslateError) Error() string { return fmt.Sprintf("analyze: 0x%X: %s", e.VA, e.short()) }
 
 // short says what failed without the address.
 func (e *TranslateError) short() string {
+	if errors.Is(e.Err, ErrNotMapped) && e.Invalid != "" {
+		return fmt.Sprintf("not mapped: its %s 0x%X (at physical 0x%X) is invalid: %s", e.Level, e.Entry, e.PA, e.Invalid)
+	}
 	if errors.Is(e.Err, ErrNotMapped) {
 		return fmt.Sprintf("not mapped: its %s 0x%X (at physical 0x%X) is not present", e.Level, e.Entry, e.PA)
 	}
@@ -70,6 +77,10 @@ func (e *TranslateError) Unwrap() error { return e.Err }
 
 // maxPhys masks a page-table entry's physical address (52 bits, page-aligned).
 const maxPhys = 0x000F_FFFF_FFFF_F000
+
+// maxPhysARM64 masks an ARM64 descriptor's output address and TTBR's BADDR: bits 47:12 with
+// the 4 KiB granule and 48-bit output addresses (Arm ARM D8.3); TTBR bits 63:48 hold the ASID.
+const maxPhysARM64 = 0x0000_FFFF_FFFF_F000
 
 // tlbSize bounds the translation cache.
 const tlbSize = 512
@@ -93,8 +104,9 @@ type Space struct {
 const DefaultReadBudget = 1 << 16
 
 // NewSpace returns a Space over phys (physical address = offset) with the given scheme and
-// directory table base (CR3; PCID and flag bits are masked off). budget bounds the number
-// of physical reads (0 means DefaultReadBudget).
+// directory table base (CR3; PCID and flag bits are masked off; on ARM64 the translation
+// table base, ASID and CnP bits masked off). budget bounds the number of physical reads (0
+// means DefaultReadBudget).
 func NewSpace(phys io.ReaderAt, paging Paging, dtb uint64, budget int) *Space {
 	if budget <= 0 {
 		budget = DefaultReadBudget
@@ -104,6 +116,8 @@ func NewSpace(phys io.ReaderAt, paging Paging, dtb uint64, budget int) *Space {
 		dtb &= 0xFFFF_F000
 	case PagingPAE:
 		dtb &= 0xFFFF_FFE0
+	case PagingARM64:
+		dtb &= maxPhysARM64
 	default:
 		dtb &= maxPhys
 	}
@@ -155,6 +169,10 @@ func (s *Space) canonical(va uint64) bool {
 	case PagingX64LA57:
 		top := va >> 56
 		return top == 0 || top == 0xFF
+	case PagingARM64:
+		// 48-bit VA: bits 63:48 all ones select TTBR1 (kernel), all zeros TTBR0 (user).
+		top := va >> 48
+		return top == 0 || top == 0xFFFF
 	default:
 		return va <= 0xFFFF_FFFF
 	}
@@ -199,6 +217,9 @@ var (
 )
 
 func (s *Space) walk(va uint64) (uint64, error) {
+	if s.paging == PagingARM64 {
+		return s.walkARM64(va)
+	}
 	var levels []level
 	wide := true
 	mask := uint64(maxPhys)
@@ -247,6 +268,51 @@ func (s *Space) walk(va uint64) (uint64, error) {
 		table = e & mask
 	}
 	return table | va&0xFFF, nil
+}
+
+// ARM64 translation (Arm ARM D8, VMSAv8-64 with the 4 KiB granule and 48-bit addresses;
+// Windows sets T0SZ = T1SZ = 16): four levels L0..L3 index VA bits 47:39, 38:30, 29:21 and
+// 20:12, whichever TTBR the address selects. Windows gives both halves one root table (the
+// kernel half is entries 256-511 of it, as on x64), and a dump's DirectoryTableBase is that
+// root: MemProcFS (LeechCore device_file.c, mm_arm64.c) reads it from offset 0x10 of an 0xAA64
+// PAGEDU64 header and walks kernel and user addresses from it alike. A descriptor's bit 0 is
+// valid; bit 1 is table (1) or block (0) at L0-L2 and must be 1 (page) at L3; a block
+// at L1 maps 1 GiB, at L2 2 MiB; a block at L0 is invalid with this granule. Output
+// addresses are bits 47:12 (maxPhysARM64).
+var levelsARM64 = []level{{"L0", 39, 9, false}, {"L1", 30, 9, true}, {"L2", 21, 9, true}, {"L3", 12, 9, false}}
+
+func (s *Space) walkARM64(va uint64) (uint64, error) {
+	table := s.dtb
+	for i, l := range levelsARM64 {
+		ea := table + ((va>>l.shift)&0x1FF)*8
+		e, err := s.entry(ea, true)
+		if err != nil {
+			if errors.Is(err, dump.ErrAbsentPage) {
+				return 0, &TranslateError{VA: va, Level: l.name + " descriptor", PA: ea, Err: err}
+			}
+			return 0, fmt.Errorf("analyze: translating 0x%X: read %s descriptor: %w", va, l.name, err)
+		}
+		bad := func(why string) error {
+			return &TranslateError{VA: va, Level: l.name + " descriptor", Entry: e, PA: ea, Err: ErrNotMapped, Invalid: why}
+		}
+		switch {
+		case e&1 == 0:
+			return 0, bad("")
+		case i == len(levelsARM64)-1:
+			if e&2 == 0 {
+				return 0, bad("bits 1:0 = 01 is reserved at level 3")
+			}
+			return e&maxPhysARM64 | va&0xFFF, nil
+		case e&2 == 0:
+			if !l.large {
+				return 0, bad("a block descriptor at level 0 (4 KiB granule)")
+			}
+			size := uint64(1) << l.shift
+			return e&maxPhysARM64&^(size-1) | va&(size-1), nil
+		}
+		table = e & maxPhysARM64
+	}
+	return 0, fmt.Errorf("analyze: translating 0x%X: walk ended without a page", va) // not reached: L3 always returns
 }
 
 // ReadVirtual reads len(p) bytes of virtual memory at va. It returns the bytes read before
