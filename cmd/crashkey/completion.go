@@ -64,7 +64,11 @@ func withPrefix(names []string, prefix string) []string {
 }
 
 func completeDomains(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	uri, _ := cmd.Flags().GetString("libvirt")
+	// --libvirt repeats (fleets): complete against the last one given.
+	uri := ""
+	if uris, _ := cmd.Flags().GetStringArray("libvirt"); len(uris) > 0 {
+		uri = uris[len(uris)-1]
+	}
 	if uri == "" {
 		uri = "qemu:///system"
 	}
