@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -20,11 +21,35 @@ type libvirtDumpAPI interface {
 
 func (t *libvirtTarget) dumpAPI() (libvirtDumpAPI, libvirt.Domain, error) {
 	api, dom := t.current()
+	tr, traced := api.(tracedLibvirt)
+	if traced {
+		api = tr.libvirtAPI
+	}
 	d, ok := api.(libvirtDumpAPI)
 	if !ok {
 		return nil, dom, fmt.Errorf("dump: this libvirt connection cannot dump")
 	}
+	if traced {
+		d = tracedDump{d}
+	}
 	return d, dom, nil
+}
+
+// tracedDump logs the dump calls of a traced connection (--debug).
+type tracedDump struct{ libvirtDumpAPI }
+
+func (t tracedDump) DomainCoreDumpWithFormat(dom libvirt.Domain, to string, dumpformat uint32, flags libvirt.DomainCoreDumpFlags) error {
+	start := time.Now()
+	err := t.libvirtDumpAPI.DomainCoreDumpWithFormat(dom, to, dumpformat, flags)
+	lvCall("DomainCoreDumpWithFormat", start, err, domName(dom), slog.String("to", to), slog.Int("format", int(dumpformat)))
+	return err
+}
+
+func (t tracedDump) DomainSuspend(dom libvirt.Domain) error {
+	start := time.Now()
+	err := t.libvirtDumpAPI.DomainSuspend(dom)
+	lvCall("DomainSuspend", start, err, domName(dom))
+	return err
 }
 
 // vmcoreinfoFeature reads <features><vmcoreinfo state='on'/></features>.
