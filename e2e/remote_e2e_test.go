@@ -161,6 +161,36 @@ func TestRemote(t *testing.T) {
 	h.virsh(t, ctx, "pool-create-as", "ck-pool", "dir", "--target", pool)
 	dumps := remoteFleetRun(t, ctx, h, guests)
 	remotePulls(t, ctx, h, pool, disks, dumps)
+	t.Run("run", func(t *testing.T) { remoteRuns(t, ctx, h, guests) })
+}
+
+// remoteRuns: `crashkey run` over the tls and tcp transports (the fleet ran over ssh), at the
+// same time on two guests: the hotkey over tls, an NMI over tcp; each disk found in the
+// domain's XML and read through the storage API.
+func remoteRuns(t *testing.T, ctx context.Context, h *remoteHost, guests map[string]*harness.Guest) {
+	for _, tc := range []struct {
+		tr, domain, driver, bus string
+		trigger                 string
+		code                    uint32
+	}{
+		{"tls", "ck-win-1", "i8042prt", "ps2", "keys", dump.BugCheckManuallyInitiated},
+		{"tcp", "ck-win-2", "", "", "nmi", dump.BugCheckNMIHardwareFailure},
+	} {
+		t.Run(tc.tr, func(t *testing.T) {
+			t.Parallel()
+			g := guests[tc.domain]
+			m := g.Mark()
+			stdout, stderr, code := crashkey(t, ctx, "run", "--libvirt", h.uris()[tc.tr], "--domain", tc.domain, "--trigger", tc.trigger,
+				"--json", "--out", t.TempDir(), "--poll", "1s", "--timeout", "5m")
+			var rep winReport
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 || rep.Outcome != "dump-ok" || rep.Dump == nil || rep.BugCheck == nil || *rep.BugCheck != tc.code {
+				t.Fatalf("run over %s: exit %d (%v)\n%s\n%s", tc.tr, code, err, stdout, stderr)
+			}
+			if got := winWantCrashed(t, ctx, g, m, tc.driver, tc.bus, tc.code); got != rep.Dump.SHA256 {
+				t.Errorf("run over %s: the guest wrote sha256 %s, crashkey pulled %s", tc.tr, got, rep.Dump.SHA256)
+			}
+		})
+	}
 }
 
 // remoteTransports: status, send and nmi over every transport reach the plain guest.
