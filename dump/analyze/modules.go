@@ -177,7 +177,7 @@ func utf16String(b []byte) string {
 	if i := strings.IndexByte(s, 0); i >= 0 {
 		s = s[:i]
 	}
-	return sanitize(s)
+	return s // exact; printed through termsafe
 }
 
 func baseName(path string) string {

@@ -133,20 +133,8 @@ func readIdentity(m virtReader, base uint64) (*Identity, error) {
 		if i := strings.IndexByte(string(name), 0); i >= 0 {
 			name = name[:i]
 		}
-		id.PDB = sanitize(string(name))
+		id.PDB = string(name) // exact; printed through termsafe
 		return id, nil
 	}
 	return id, nil
-}
-
-// sanitize replaces control and invalid characters so names print on one line.
-func sanitize(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 || r == 0x7F || r == 0xFFFD {
-			r = '?'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

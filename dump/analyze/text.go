@@ -4,14 +4,20 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/crashkey/crashkey/internal/termsafe"
 )
+
+// The text forms print every string read from the dump (module, PDB and driver names)
+// through termsafe: a name with control characters or bidi overrides cannot rewrite the
+// terminal. The Result itself holds them exactly, as --json prints them.
 
 // WriteText writes the analysis for people: where the module list came from, the mapped
 // addresses, "Probably caused by" with its evidence, and what could not be read.
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	p := func(label, format string, args ...any) {
-		fmt.Fprintf(&b, "%-22s%s\n", label+":", fmt.Sprintf(format, args...))
+		fmt.Fprintf(&b, "%-22s%s\n", label+":", termsafe.String(fmt.Sprintf(format, args...)))
 	}
 	b.WriteString("\nAnalysis:\n")
 	switch {
@@ -57,7 +63,7 @@ func (r *Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "%-22s... %d more (--json lists them all)\n", label, len(r.Problems)-i)
 			break
 		}
-		fmt.Fprintf(&b, "%-22s%s\n", label, pr)
+		fmt.Fprintf(&b, "%-22s%s\n", label, termsafe.String(pr))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -104,12 +110,12 @@ func (r *Result) WriteModules(w io.Writer) error {
 				sym = "- (" + m.Identity + ")"
 			}
 		}
-		fmt.Fprintf(&b, "  0x%016X 0x%08X 0x%08X %-24s %s\n", uint64(m.Base), m.Size, m.TimeDateStamp, m.Name, sym)
+		fmt.Fprintf(&b, "  0x%016X 0x%08X 0x%08X %-24s %s\n", uint64(m.Base), m.Size, m.TimeDateStamp, termsafe.String(m.Name), termsafe.String(sym))
 	}
 	if len(r.Unloaded) > 0 {
 		fmt.Fprintf(&b, "\nUnloaded drivers (%d):\n", len(r.Unloaded))
 		for _, u := range r.Unloaded {
-			fmt.Fprintf(&b, "  0x%016X-0x%016X %s\n", uint64(u.Start), uint64(u.End), u.Name)
+			fmt.Fprintf(&b, "  0x%016X-0x%016X %s\n", uint64(u.Start), uint64(u.End), termsafe.String(u.Name))
 		}
 	}
 	if len(r.Regions) > 0 {

@@ -286,3 +286,36 @@ func TestTriageStrideMatchesRealDumps(t *testing.T) {
 		}
 	}
 }
+
+// A driver name from the dump is kept exactly in the Result (and so in --json), and printed
+// escaped: an ESC sequence or a bidi override in it cannot rewrite the terminal.
+func TestTriageHostileNameEscapedInText(t *testing.T) {
+	const evil = "evil\x1b[2J\u202esys.exe"
+	saved := triageDrivers[2].name
+	triageDrivers[2].name = evil
+	defer func() { triageDrivers[2].name = saved }()
+	drv := triageDrivers[2].base
+	b := buildTriage(triageSpec{is64: true, machine: dump.MachineAMD64, bugcheck: 0xD1,
+		params: [4]uint64{0, 2, 0, drv + 0x20}, ip: drv + 0x20})
+	res := analyzeBytes(t, b, Options{})
+	if len(res.Modules) != 4 || res.Modules[2].Name != evil {
+		t.Fatalf("modules %+v: the name must be kept exactly", res.Modules)
+	}
+	if res.Culprit == nil || res.Culprit.Module != evil {
+		t.Fatalf("culprit %+v", res.Culprit)
+	}
+	var text bytes.Buffer
+	if err := res.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.WriteModules(&text); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	if strings.ContainsAny(out, "\x1b\u202e") {
+		t.Errorf("raw ESC or bidi override printed:\n%q", out)
+	}
+	if !strings.Contains(out, `evil\x1b[2J\u202esys.exe`) {
+		t.Errorf("the escaped name is not shown:\n%s", out)
+	}
+}
