@@ -16,6 +16,7 @@ import (
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 	qlog "github.com/lima-vm/go-qcow2reader/log"
 
+	"github.com/crashkey/crashkey/internal/hostfile"
 	"github.com/crashkey/crashkey/internal/units"
 )
 
@@ -238,7 +239,7 @@ func (c *chain) add(src Source, format string) error {
 	}
 	c.seen[key] = true
 	if local {
-		held, written, err := qemuLocks(fs.File())
+		held, written, err := hostfile.QEMULocks(fs.File())
 		if err != nil {
 			return fmt.Errorf("open image: check for a running QEMU on %s: %w", cf.Name, err)
 		}
