@@ -75,7 +75,16 @@ type DirEntry = FileInfo
 func (f *FS) guard(op, path string, fn func() error) (err error) {
 	n0 := f.im.corruptN.Load()
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		if ioErr := f.im.failed(); ioErr != nil {
+			// A source failed (now or before): whatever go-ntfs made of it (zeros, a panic,
+			// nothing found, a partial listing), the answer is that I/O error.
+			if err == nil || !errors.Is(err, ioErr) {
+				err = fmt.Errorf("ntfs: %s %s on volume %d: %w", op, displayPath(path), f.vol.Index, ioErr)
+			}
+			return
+		}
+		if r != nil {
 			err = fmt.Errorf("ntfs: %s %s on volume %d of %s: %w (go-ntfs panicked: %v)", op, displayPath(path), f.vol.Index, f.im.path, ErrCorruptFS, r)
 			if debugPanics {
 				err = fmt.Errorf("%w\n%s", err, debug.Stack())
