@@ -16,6 +16,7 @@ import (
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 	qlog "github.com/lima-vm/go-qcow2reader/log"
 
+	"github.com/crashkey/crashkey/internal/hostfile"
 	"github.com/crashkey/crashkey/internal/units"
 )
 
@@ -82,6 +83,50 @@ type Image struct {
 	corruptN   atomic.Int64 // how many times corruption was met while reading
 	corruptMu  sync.Mutex
 	corruptErr error // the last corruption met
+
+	ioErr atomic.Pointer[SourceError] // the first read of a source that failed (sticky)
+}
+
+// SourceError is a read of an image's [Source] that failed: an I/O error of the file, device
+// or remote stream, not damage of the image (it never wraps ErrCorruptImage). Once a source
+// failed, every later operation on the image returns the same SourceError: go-ntfs may have
+// taken the failed read for zeros, so no result read after it is trusted. Reopen the image
+// to try again.
+type SourceError struct {
+	Source string // the source's Name
+	Off    int64  // byte offset of the failed read in the source
+	Err    error  // the source's error
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("read %s at byte %d: %v", e.Source, e.Off, e.Err)
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// failed returns the first read error of a source, or nil.
+func (im *Image) failed() error {
+	if e := im.ioErr.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// sourceReader reads a source of the chain and records its I/O errors in the image, so that
+// an error go-qcow2reader or go-ntfs would turn into "corrupt" or hide stays an I/O error.
+type sourceReader struct {
+	Source
+	im *Image
+}
+
+func (s sourceReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.Source.ReadAt(p, off)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		se := &SourceError{Source: s.Name(), Off: off + int64(n), Err: err}
+		s.im.ioErr.CompareAndSwap(nil, se)
+		return n, se
+	}
+	return n, err
 }
 
 // noteCorrupt records corruption met while reading, so that the operation that met it
@@ -154,12 +199,19 @@ func OpenSource(src Source, opts Options) (*Image, error) {
 		return nil, err
 	}
 	img, err := c.open(src)
+	if ioErr := im.failed(); ioErr != nil {
+		err = ioErr
+	}
 	if err != nil {
 		im.closeSources(1)
 		return nil, fmt.Errorf("open image %s: %w", im.path, err)
 	}
 	im.img = img
-	if err := im.load(); err != nil {
+	err = im.load()
+	if ioErr := im.failed(); ioErr != nil {
+		err = fmt.Errorf("open image %s: %w", im.path, ioErr)
+	}
+	if err != nil {
 		im.closeSources(1)
 		return nil, err
 	}
@@ -238,7 +290,7 @@ func (c *chain) add(src Source, format string) error {
 	}
 	c.seen[key] = true
 	if local {
-		held, written, err := qemuLocks(fs.File())
+		held, written, err := hostfile.QEMULocks(fs.File())
 		if err != nil {
 			return fmt.Errorf("open image: check for a running QEMU on %s: %w", cf.Name, err)
 		}
@@ -269,8 +321,9 @@ func (c *chain) open(src Source) (layer, error) {
 		return nil, err
 	}
 	self := &c.im.chain[len(c.im.chain)-1]
+	rd := sourceReader{src, c.im} // every read of src goes through rd
 	hdr := make([]byte, 512)
-	n, err := src.ReadAt(hdr, 0)
+	n, err := rd.ReadAt(hdr, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
@@ -285,20 +338,20 @@ func (c *chain) open(src Source) (layer, error) {
 			}
 		}
 		self.Format = FormatRaw
-		return rawLayer{src}, nil
+		return rawLayer{rd}, nil
 	}
 	if self.Format == FormatRaw { // the overlay says raw: read it as raw, as QEMU would
-		return rawLayer{src}, nil
+		return rawLayer{rd}, nil
 	}
 	self.Format = FormatQcow2
 	if err := checkQcow2Header(hdr, src.Size()); err != nil {
 		return nil, err
 	}
-	backing, err := backingName(src, hdr)
+	backing, err := backingName(rd, hdr)
 	if err != nil {
 		return nil, err
 	}
-	q, err := qcow2.Open(noBacking{src}, nil)
+	q, err := qcow2.Open(noBacking{rd}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptImage, err)
 	}
@@ -512,6 +565,9 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if err := im.ctx.Err(); err != nil {
 		return 0, fmt.Errorf("read image %s: %w", im.path, err)
 	}
+	if err := im.failed(); err != nil {
+		return 0, fmt.Errorf("read image %s: %w", im.path, err)
+	}
 	want := len(p)
 	if int64(want) > im.size-off {
 		p = p[:im.size-off]
@@ -523,6 +579,9 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			if errors.Is(err, io.EOF) && n == len(p) {
 				break
+			}
+			if ioErr := im.failed(); ioErr != nil { // whatever the qcow2 reader made of it
+				return n, fmt.Errorf("read image %s at byte %d: %w", im.path, off+int64(n), ioErr)
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("%w: data ends early (a truncated image?)", ErrCorruptImage)
@@ -595,6 +654,9 @@ func (im *Image) WindowsVolume() (*FS, error) {
 		}
 	}
 	if len(cands) == 0 {
+		if err := im.failed(); err != nil {
+			return nil, fmt.Errorf("image %s: %w", im.path, err)
+		}
 		for _, v := range im.vols {
 			if v.err != nil && errors.Is(v.err, ErrCorruptImage) {
 				return nil, fmt.Errorf("image %s: volume %d could not be searched for \\Windows: %w", im.path, v.Index, v.err)
@@ -625,6 +687,12 @@ func (im *Image) fs(v Volume) (*FS, error) {
 		return fs, nil
 	}
 	fs, err := openNTFS(im, v)
+	if ioErr := im.failed(); ioErr != nil {
+		if fs != nil {
+			fs.close()
+		}
+		return nil, fmt.Errorf("ntfs: volume %d of %s: %w", v.Index, im.path, ioErr)
+	}
 	if err != nil {
 		return nil, err
 	}

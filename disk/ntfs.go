@@ -75,7 +75,16 @@ type DirEntry = FileInfo
 func (f *FS) guard(op, path string, fn func() error) (err error) {
 	n0 := f.im.corruptN.Load()
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		if ioErr := f.im.failed(); ioErr != nil {
+			// A source failed (now or before): whatever go-ntfs made of it (zeros, a panic,
+			// nothing found, a partial listing), the answer is that I/O error.
+			if err == nil || !errors.Is(err, ioErr) {
+				err = fmt.Errorf("ntfs: %s %s on volume %d: %w", op, displayPath(path), f.vol.Index, ioErr)
+			}
+			return
+		}
+		if r != nil {
 			err = fmt.Errorf("ntfs: %s %s on volume %d of %s: %w (go-ntfs panicked: %v)", op, displayPath(path), f.vol.Index, f.im.path, ErrCorruptFS, r)
 			if debugPanics {
 				err = fmt.Errorf("%w\n%s", err, debug.Stack())
@@ -295,6 +304,9 @@ func (f *FS) walkDir(mft *parser.MFT_ENTRY, fn func(dirent) error) error {
 	}
 	if !isDir {
 		return errNotDir
+	}
+	if err := f.im.ctx.Err(); err != nil { // also for directories too small to reach a check below
+		return err
 	}
 	n := 0
 	emit := func(recs []*parser.INDEX_RECORD_ENTRY) error {
@@ -581,7 +593,10 @@ func (f *FS) ReadDir(path string) ([]DirEntry, error) {
 // (B-tree nodes in disk order: not sorted), as it reads them: the walk is linear in the directory's size
 // and its memory bounded whatever that size. Entries whose record was deleted or reused are
 // left out, as are DOS 8.3 aliases and ".". An error from fn stops the walk and is returned
-// as it is. Open an entry with [FS.OpenEntry], which does not walk the path again.
+// as it is. Open an entry with [FS.OpenEntry], which does not walk the path again. The walk
+// stops, with an error wrapping the context's error, soon after the image's context
+// ([Options.Context]: one context governs every operation on an image, as for its reads)
+// is cancelled.
 func (f *FS) ReadDirFunc(path string, fn func(DirEntry) error) error {
 	clean, err := CleanPath(path)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/crashkey/crashkey/internal/hostfile"
 )
 
 // Source is where the bytes of an image file come from: a local file or block device
@@ -87,25 +87,15 @@ type FileSource struct {
 // with O_NONBLOCK, so that a FIFO never blocks, and refuses anything but a regular file or
 // a block device with one clear error wrapping ErrUnsupportedFormat.
 func OpenFile(path string) (*FileSource, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	f, info, err := hostfile.Open(path)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		var kind *hostfile.KindError
+		if errors.As(err, &kind) {
+			return nil, fmt.Errorf("%w: %s is %s, not a disk image (crashkey reads regular files and block devices only)", ErrUnsupportedFormat, path, kind.Kind)
+		}
+		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		_ = unix.Close(fd)
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if kind := fileKind(st.Mode); kind != "" {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("%w: %s is %s, not a disk image (crashkey reads regular files and block devices only)", ErrUnsupportedFormat, path, kind)
-	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		_ = unix.Close(fd)
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	s := &FileSource{f: os.NewFile(uintptr(fd), path), name: path, dev: uint64(st.Dev), ino: st.Ino, uid: st.Uid, //nolint:unconvert
-		regular: st.Mode&unix.S_IFMT == unix.S_IFREG, size: st.Size}
+	s := &FileSource{f: f, name: path, dev: info.Dev, ino: info.Ino, uid: info.UID, regular: info.Regular, size: info.Size}
 	if !s.regular { // a block device: ask it
 		if s.size, err = s.f.Seek(0, io.SeekEnd); err != nil {
 			_ = s.f.Close()
@@ -113,23 +103,6 @@ func OpenFile(path string) (*FileSource, error) {
 		}
 	}
 	return s, nil
-}
-
-// fileKind names a file type that is not an image ("" for regular files and block devices).
-func fileKind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG, unix.S_IFBLK:
-		return ""
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFIFO:
-		return "a FIFO (named pipe)"
-	case unix.S_IFSOCK:
-		return "a socket"
-	case unix.S_IFCHR:
-		return "a character device"
-	}
-	return "not a regular file"
 }
 
 // ReadAt reads the file.

@@ -497,7 +497,7 @@ func copyFile(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, hol
 		hole := hi < len(holes) && holes[hi].start <= off && off+n <= holes[hi].end
 		if hole {
 			clear(buf[:n])
-		} else if m, err := src.ReadAt(buf[:n], off); int64(m) < n {
+		} else if m, err := src.ReadAt(buf[:n], off); int64(m) < n || err != nil && !errors.Is(err, io.EOF) {
 			if err == nil || errors.Is(err, io.EOF) {
 				err = fmt.Errorf("source ended at byte %d of %d: %w", off+int64(m), size, io.ErrUnexpectedEOF)
 			}

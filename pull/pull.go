@@ -222,6 +222,14 @@ func list(ctx context.Context, fs *disk.FS, src Sources, full, mini bool) ([]Can
 			}
 		}
 	}
+	// A source that failed (a broken remote stream, a disk I/O error) is an I/O error of
+	// the whole search, not an invalid candidate: it must not read as "no dump".
+	for _, c := range out {
+		var se *disk.SourceError
+		if errors.As(c.err, &se) {
+			return nil, c.err
+		}
+	}
 	rank := map[string]int{KindMemoryDump: 0, KindPagefile: 1, KindDedicated: 1, KindMinidump: 2, KindFile: 3}
 	sort.SliceStable(out, func(i, j int) bool {
 		if rank[out[i].Kind] != rank[out[j].Kind] {

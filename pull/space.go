@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/internal/hostfile"
 	"github.com/crashkey/crashkey/internal/units"
 )
 
@@ -58,26 +59,14 @@ func mayReplace(out string, img *disk.Image) error {
 		}
 		return fmt.Errorf("pull: %w: %s is %s; choose another --out directory", ErrProtected, out, what)
 	}
-	if held, err := heldByQEMU(out); err == nil && held {
-		return fmt.Errorf("pull: %w: %s is held by a running QEMU (a disk image in use?); choose another --out directory", ErrProtected, out)
+	if f, _, err := hostfile.Open(out); err == nil {
+		held, _, err := hostfile.QEMULocks(f)
+		_ = f.Close()
+		if err == nil && held {
+			return fmt.Errorf("pull: %w: %s is held by a running QEMU (a disk image in use?); choose another --out directory", ErrProtected, out)
+		}
 	}
 	return nil
-}
-
-// heldByQEMU reports whether a running QEMU holds path: QEMU takes OFD locks on bytes 100 to
-// 299 of every image file it opens; asking whether a write lock there could be taken reveals
-// them without taking a lock.
-func heldByQEMU(path string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Start: 100, Len: 200}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, err
-	}
-	return lk.Type != unix.F_UNLCK, nil
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -1,8 +1,10 @@
 package run
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -113,5 +115,33 @@ func TestPullThroughCutStream(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 0 {
 		t.Errorf("the failed pull left %v in the output directory", ents)
+	}
+}
+
+// TestOpenDiskFollowsContext: the image run opens (--disk) ends its reads and directory
+// walks once run's context is cancelled (Ctrl-C while it searches the disk).
+func TestOpenDiskFollowsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	j := &job{cfg: Config{Disk: "../disk/testdata/gpt.qcow2"}}
+	img, err := j.openDisk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	fs, err := img.WindowsVolume()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func() error { return fs.ReadDirFunc(`Windows`, func(disk.DirEntry) error { return nil }) }
+	if err := list(); err != nil {
+		t.Fatalf("before cancel: %v", err)
+	}
+	cancel()
+	if err := list(); !errors.Is(err, context.Canceled) {
+		t.Errorf("walk after cancel: err = %v, want context.Canceled", err)
+	}
+	if _, err := img.ReadAt(make([]byte, 512), 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("read after cancel: err = %v, want context.Canceled", err)
 	}
 }

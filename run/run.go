@@ -118,7 +118,8 @@ func (c *Config) hasDisk() bool {
 
 // openDisk opens the guest's disk: Disk, or the libvirt domain's disk (found once).
 func (j *job) openDisk(ctx context.Context) (*disk.Image, error) {
-	opts := disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking}
+	// ctx ends every read and directory walk on the image (Ctrl-C during the search).
+	opts := disk.Options{ForceShare: true, Partition: j.cfg.Partition, AllowBacking: j.cfg.AllowBacking, Context: ctx}
 	if j.cfg.Disk != "" {
 		return disk.Open(j.cfg.Disk, opts)
 	}

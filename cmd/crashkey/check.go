@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/dump"
 	"github.com/crashkey/crashkey/dump/analyze"
+	"github.com/crashkey/crashkey/internal/hostfile"
 	"github.com/crashkey/crashkey/internal/progress"
 )
 
@@ -44,7 +46,8 @@ fail when the probable culprit is not / is that module.
 
 Exit codes: 0 valid (also with warnings); 1 corrupt, not a kernel dump, or a bug check
 other than --expect-bugcheck, or a probable culprit that --expect-culprit or --forbid-culprit
-rejects; 2 bad input (missing file, unknown bug-check name);
+rejects; 2 bad input (missing file, not a regular file or block device,
+unknown bug-check name);
 3 I/O error while reading.`,
 		Example: `  crashkey check MEMORY.DMP
   crashkey check --deep --expect-bugcheck MANUALLY_INITIATED_CRASH --json MEMORY.DMP
@@ -60,33 +63,36 @@ rejects; 2 bad input (missing file, unknown bug-check name);
 				opts.ExpectBugCheck = &code
 			}
 			name := args[0]
-			f, err := os.Open(name)
+			f, info, err := hostfile.Open(name) // never blocks on a FIFO
 			if err != nil {
-				if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+				var kind *hostfile.KindError
+				switch {
+				case errors.As(err, &kind):
+					return usageErr(fmt.Errorf("check: %s is %s, not a dump file; give the dump file (a regular file or block device)", name, kind.Kind))
+				case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
 					return usageErr(fmt.Errorf("check: %w", err))
 				}
 				return failedErr(fmt.Errorf("check: %w", err))
 			}
 			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return failedErr(fmt.Errorf("check: %w", err))
-			}
-			if st.IsDir() {
-				return usageErr(fmt.Errorf("check: %s is a directory, give the dump file", name))
+			size := info.Size
+			if !info.Regular { // a block device: ask it
+				if size, err = f.Seek(0, io.SeekEnd); err != nil {
+					return failedErr(fmt.Errorf("check: size of device %s: %w", name, err))
+				}
 			}
 			if deep {
-				bar := progress.New(cmd.ErrOrStderr(), st.Size(), "check: reading pages")
+				bar := progress.New(cmd.ErrOrStderr(), size, "check: reading pages")
 				defer bar.Finish()
 				opts.Progress = bar.Func()
 			}
-			rep, err := dump.CheckFile(cmd.Context(), f, st.Size(), opts)
+			rep, err := dump.CheckFile(cmd.Context(), f, size, opts)
 			if err != nil {
 				return failedErr(fmt.Errorf("check %s: %w", name, err))
 			}
 			var res *analyze.Result
 			if rep.Header != nil {
-				if res, err = analyze.AnalyzeFile(cmd.Context(), f, st.Size(), analyze.Options{}); err != nil {
+				if res, err = analyze.AnalyzeFile(cmd.Context(), f, size, analyze.Options{}); err != nil {
 					return failedErr(fmt.Errorf("check %s: analyze: %w", name, err))
 				}
 			}

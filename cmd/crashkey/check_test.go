@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,5 +95,45 @@ func TestCheckCommand(t *testing.T) {
 				checkGolden(t, filepath.Join("check", tt.name+".golden"), out)
 			}
 		})
+	}
+}
+
+// TestCheckRefusesNonFiles: check FILE on a FIFO (with no writer: a plain open waits for
+// one forever), a socket or a character device ends at once with one line naming what it
+// is (exit 2), as pull and preflight do for IMAGE.
+func TestCheckRefusesNonFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "MEMORY.DMP")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "dump.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, tt := range []struct{ path, want string }{
+		{fifo, "is a FIFO (named pipe), not a dump file"},
+		{sock, "is a socket, not a dump file"},
+		{"/dev/null", "is a character device, not a dump file"},
+	} {
+		type result struct {
+			errs string
+			code int
+		}
+		done := make(chan result, 1)
+		go func() {
+			_, errs, code := runCrashkey(t, "check", tt.path)
+			done <- result{errs, code}
+		}()
+		select {
+		case r := <-done:
+			if r.code != ExitUsage || !strings.Contains(r.errs, tt.path+" "+tt.want) || strings.Count(r.errs, "\n") != 1 {
+				t.Errorf("check %s: exit %d, stderr %q; want exit 2 and one line with %q", tt.path, r.code, r.errs, tt.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("check %s blocked", tt.path)
+		}
 	}
 }

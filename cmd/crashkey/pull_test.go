@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crashkey/crashkey/disk"
 )
 
 const (
@@ -180,5 +184,16 @@ func TestPullJSONExactNames(t *testing.T) {
 	}
 	if strings.Contains(stdout, "\x1b") {
 		t.Error("raw ESC in JSON output")
+	}
+}
+
+// TestPullErrSourceIO: a failed read of the image's source (a broken remote stream) is exit
+// 3 "failed", also when it surfaces while looking for the dump, and not 1 "no dump".
+func TestPullErrSourceIO(t *testing.T) {
+	se := &disk.SourceError{Source: "remote:/pool/win.qcow2", Off: 4096, Err: errors.New("stream broke")}
+	for _, err := range []error{se, fmt.Errorf("ntfs: list \\Windows on volume 3: %w", se)} {
+		if code := exitCode(pullErr(err, pullFlags{})); code != ExitFailed {
+			t.Errorf("%v: exit %d, want %d", err, code, ExitFailed)
+		}
 	}
 }

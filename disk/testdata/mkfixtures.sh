@@ -31,11 +31,10 @@ out="$(mkdir -p "${1:-$here}" && cd "${1:-$here}" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-for t in mkntfs ntfscp ntfscat sfdisk qemu-img gcc; do
-  command -v "$t" >/dev/null || { echo "mkfixtures: $t is missing; run scripts/deps.sh" >&2; exit 1; }
-done
-gcc -O2 -Wall -o "$work/ntfshelper" "$here/ntfshelper.c" -lntfs-3g
-(cd "$root" && go build -o "$work/mkfixture" ./internal/tools/mkfixture)
+. "$root/disk/testdata/fixturelib.sh"
+need mkfixtures mkntfs ntfscp ntfscat sfdisk qemu-img gcc
+build_ntfshelper "$work"
+build_tool "$work" mkfixture
 H="$work/ntfshelper"
 M="$work/mkfixture"
 # An armed SYSTEM hive (hivex's LGPL-2.1 "minimal" hive with crashcontrol.reg merged in; see

@@ -21,9 +21,8 @@ set -euo pipefail
 out="$(mkdir -p "$1" && cd "$1" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for t in mkntfs ntfscp ntfscat fdisk qemu-img; do
-  command -v "$t" >/dev/null || { echo "mkgeometry: $t is missing; run scripts/deps.sh" >&2; exit 1; }
-done
+. "$(dirname "$0")/fixturelib.sh"
+need mkgeometry mkntfs ntfscp ntfscat fdisk qemu-img
 : >"$out/manifest.tsv"
 
 # Deterministic contents (no randomness: rebuilt fixtures hold the same bytes).

@@ -31,11 +31,10 @@ root="$(cd "$here/../.." && pwd)"
 out="$(mkdir -p "$1" && cd "$1" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for t in mkntfs ntfscp qemu-img gcc; do
-  command -v "$t" >/dev/null || { echo "mkhostile: $t is missing; run scripts/deps.sh" >&2; exit 1; }
-done
-gcc -O2 -Wall -o "$work/ntfshelper" "$here/ntfshelper.c" -lntfs-3g
-(cd "$root" && go build -o "$work/ntfspatch" ./internal/tools/ntfspatch)
+. "$root/disk/testdata/fixturelib.sh"
+need mkhostile mkntfs ntfscp qemu-img gcc
+build_ntfshelper "$work"
+build_tool "$work" ntfspatch
 H="$work/ntfshelper"
 P="$work/ntfspatch"
 

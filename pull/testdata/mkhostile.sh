@@ -26,11 +26,10 @@ root="$(cd "$here/../.." && pwd)"
 out="$(mkdir -p "${1:-$here}" && cd "${1:-$here}" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for t in mkntfs qemu-img gcc; do
-  command -v "$t" >/dev/null || { echo "mkhostile: $t is missing; run scripts/deps.sh" >&2; exit 1; }
-done
-gcc -O2 -Wall -o "$work/ntfshelper" "$root/disk/testdata/ntfshelper.c" -lntfs-3g
-(cd "$root" && go build -o "$work/mkfixture" ./internal/tools/mkfixture)
+. "$root/disk/testdata/fixturelib.sh"
+need mkhostile mkntfs qemu-img gcc
+build_ntfshelper "$work"
+build_tool "$work" mkfixture
 H="$work/ntfshelper"
 M="$work/mkfixture"
 tsv="$work/hostile.tsv"

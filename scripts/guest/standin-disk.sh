@@ -99,7 +99,8 @@ fi
 H="${NTFSHELPER:-}"
 if [ -z "$H" ]; then
   command -v gcc >/dev/null || die "gcc is missing; run scripts/deps.sh"
-  gcc -O2 -Wall -o "$work/ntfshelper" "$root/disk/testdata/ntfshelper.c" -lntfs-3g || die "building ntfshelper failed (ntfs-3g-dev missing? run scripts/deps.sh)"
+  . "$root/disk/testdata/fixturelib.sh"
+  build_ntfshelper "$work" || die "building ntfshelper failed (ntfs-3g-dev missing? run scripts/deps.sh)"
   H="$work/ntfshelper"
 fi
 

@@ -1,4 +1,4 @@
-package disk
+package hostfile
 
 import (
 	"io"
@@ -18,14 +18,12 @@ const (
 	qemuLockWrite = qemuLockStart + 1
 )
 
-// lockedByQEMU reports whether another open file description holds a lock on QEMU's lock
-// bytes of f. It only queries (F_OFD_GETLK, falling back to F_GETLK); it never locks.
-func lockedByQEMU(f *os.File) (bool, error) { return lockedRange(f, qemuLockStart, qemuLockLen) }
-
-// qemuLocks reports whether a running QEMU holds f at all (held), and whether it holds it
-// with write permission (written).
-func qemuLocks(f *os.File) (held, written bool, err error) {
-	if held, err = lockedByQEMU(f); err != nil || !held {
+// QEMULocks reports whether a running QEMU holds f at all (held: another open file
+// description holds a lock on QEMU's lock bytes), and whether it holds it with write
+// permission (written). It only queries (F_OFD_GETLK, falling back to F_GETLK); it never
+// locks.
+func QEMULocks(f *os.File) (held, written bool, err error) {
+	if held, err = lockedRange(f, qemuLockStart, qemuLockLen); err != nil || !held {
 		return held, false, err
 	}
 	written, err = lockedRange(f, qemuLockWrite, 1)
