@@ -99,3 +99,17 @@ func TestFleetStatusText(t *testing.T) {
 		t.Errorf("run --disk with two targets: exit %d: %s", code, stderr)
 	}
 }
+
+// dump works on one guest: several targets are refused before anything is dialled (exit 2),
+// with a line that says what to give instead.
+func TestDumpRefusesFleet(t *testing.T) {
+	a, b := qmptest.New(t), qmptest.New(t)
+	out := t.TempDir()
+	_, stderr, code := runCrashkey(t, "dump", "--qmp", a.Addr, "--qmp", b.Addr, "--out", out)
+	if code != ExitUsage || !strings.Contains(stderr, "works on one guest") || !strings.Contains(stderr, "one --qmp") {
+		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, stderr)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("dump left %d files in --out", len(entries))
+	}
+}

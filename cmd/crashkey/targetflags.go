@@ -72,7 +72,7 @@ func (f *targetFlags) checkTimeouts() error {
 func (f *targetFlags) address() (vm.Address, error) {
 	var a vm.Address
 	if f.isFleet() {
-		return a, usageErr(errors.New("target: this names several targets; the command takes them all, but this call needs one"))
+		return a, usageErr(errors.New("target: several targets given, but this command works on one guest: give one --qmp, or one --libvirt URI with one --domain NAME (no glob, no --targets)"))
 	}
 	if len(f.qmp) == 1 {
 		a.QMP = f.qmp[0]
@@ -92,16 +92,8 @@ func (f *targetFlags) address() (vm.Address, error) {
 	return a, nil
 }
 
-// dial connects to the one target; a URI crashkey cannot use is exit code 2, a failure to
-// connect exit code 3.
-func (f *targetFlags) dial(ctx context.Context) (vm.Target, error) {
-	a, err := f.address()
-	if err != nil {
-		return nil, err
-	}
-	return f.dialAddr(ctx, a)
-}
-
+// dialAddr connects to a; a URI crashkey cannot use is exit code 2, a failure to connect
+// exit code 3.
 func (f *targetFlags) dialAddr(ctx context.Context, a vm.Address) (vm.Target, error) {
 	t, err := vm.Dial(ctx, a, vm.Options{Timeout: f.rpcTimeout})
 	if err != nil {
