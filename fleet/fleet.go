@@ -42,9 +42,9 @@ func NameOf(a vm.Address) string {
 	if a.QMP != "" {
 		return "qmp " + a.QMP
 	}
-	uri := a.LibvirtURI
-	if u, err := vm.ParseLibvirtURI(uri); err == nil {
-		uri = u.String()
+	uri := vm.RedactURI(a.LibvirtURI) // a URI that does not parse may still hold a password
+	if u, err := vm.ParseLibvirtURI(a.LibvirtURI); err == nil {
+		uri = vm.RedactURI(u.String())
 	}
 	return a.Domain + "@" + uri
 }

@@ -173,3 +173,16 @@ func TestRunCancel(t *testing.T) {
 		}
 	}
 }
+
+// A target's report name never holds a password, not even from a URI crashkey refuses.
+func TestNameOfHidesPasswords(t *testing.T) {
+	for _, uri := range []string{
+		"qemu+tcp://admin:hunter2@host7/system",          // refused by ParseLibvirtURI
+		"qemu+ssh://admin@host7/system?password=hunter2", // unknown parameter
+	} {
+		n := NameOf(vm.Address{LibvirtURI: uri, Domain: "win11"})
+		if strings.Contains(n, "hunter2") || !strings.HasPrefix(n, "win11@qemu+") || !strings.Contains(n, "host7") {
+			t.Errorf("NameOf(%q) = %q", uri, n)
+		}
+	}
+}
