@@ -285,7 +285,7 @@ func (a *agent) RemoveFile(ctx context.Context, path string) error {
 // and then until it answers again, polling every interval; ctx bounds the wait.
 func (a *agent) Reboot(ctx context.Context) error {
 	// The agent does not answer guest-shutdown when it succeeds: a short deadline, and no reply, is success.
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	_, err := a.r.run(sctx, "guest-shutdown", map[string]any{"mode": "reboot"})
 	cancel()
 	if err != nil && !errors.Is(classify("guest-shutdown", err), ErrNoAgent) && !isClosed(err) {

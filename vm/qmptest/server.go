@@ -75,7 +75,8 @@ type Server struct {
 	// Files are the guest's files in agent mode (guest-file-open/write/close write here).
 	Files map[string][]byte
 	// Program answers a captured guest-exec in agent mode: the exit code and output of
-	// path with args. Without it every program exits 0 with no output.
+	// path with args. Without it every program exits 0 with no output. It runs with the
+	// server's lock held: it may read and change Files directly.
 	Program func(path string, args []string) (exit int, stdout, stderr string)
 	// RebootFor is how long the agent stays silent after guest-shutdown (which, as in
 	// qemu-ga, gets no reply).
