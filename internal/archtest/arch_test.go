@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
 	"fleet":                         {"vm", "run", "disk", "hid"},
 	"live":                          {"hid", "registry", "vm"},
+	"live/livetest":                 {"registry", "vm/qmptest"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
