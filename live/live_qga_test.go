@@ -11,7 +11,6 @@ import (
 
 	"github.com/crashkey/crashkey/e2e/standin"
 	"github.com/crashkey/crashkey/registry"
-	"github.com/crashkey/crashkey/vm"
 	"github.com/crashkey/crashkey/vm/qmptest"
 )
 
@@ -27,16 +26,7 @@ func TestApplyRealQGA(t *testing.T) {
 	addr, dir := qmptest.StartQGA(t, []string{"PATH=" + bin + ":/usr/bin:/bin", "CRASHKEY_REG_STATE=" + state})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tg, err := vm.Dial(ctx, vm.Address{QMP: qmptest.New(t).Addr}, vm.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	a, err := tg.Agent(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := dialAgent(t, addr, 10*time.Second)
 
 	plan, err := registry.Arm(registry.ArmOptions{})
 	if err != nil {
