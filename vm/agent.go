@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 
@@ -19,6 +20,8 @@ type agentRunner interface {
 	// reconnect opens a fresh channel to the agent (after a reboot); a no-op where the
 	// channel is not ours (libvirt).
 	reconnect(ctx context.Context) error
+	// reboot asks the agent to restart the guest, without waiting for it.
+	reboot(ctx context.Context) error
 	close() error
 }
 
@@ -111,6 +114,18 @@ func (q *qgaRunner) reconnect(ctx context.Context) error {
 	return nil
 }
 
+// reboot sends guest-shutdown mode reboot, which the agent does not answer when it works: a
+// short deadline without a reply is success.
+func (q *qgaRunner) reboot(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := q.run(sctx, "guest-shutdown", map[string]any{"mode": "reboot"})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !isClosed(err) {
+		return classify("guest-shutdown", err)
+	}
+	return nil
+}
+
 func (q *qgaRunner) close() error { return q.conn().Close() }
 
 func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
@@ -193,7 +208,16 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 }
 
 func (r libvirtAgentRunner) reconnect(context.Context) error { return nil }
-func (r libvirtAgentRunner) close() error                    { return nil }
+
+// reboot has libvirt restart the guest through its agent (virDomainReboot with
+// VIR_DOMAIN_REBOOT_GUEST_AGENT), which knows that guest-shutdown gets no reply.
+func (r libvirtAgentRunner) reboot(ctx context.Context) error {
+	err := r.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
+		return api.DomainReboot(dom, libvirt.DomainRebootGuestAgent)
+	})
+	return classify("reboot", err)
+}
+func (r libvirtAgentRunner) close() error { return nil }
 
 func (t *libvirtTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if addr != "" {

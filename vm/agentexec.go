@@ -284,12 +284,8 @@ func (a *agent) RemoveFile(ctx context.Context, path string) error {
 // Reboot restarts the guest (guest-shutdown mode reboot), waits until the agent stops answering
 // and then until it answers again, polling every interval; ctx bounds the wait.
 func (a *agent) Reboot(ctx context.Context) error {
-	// The agent does not answer guest-shutdown when it succeeds: a short deadline, and no reply, is success.
-	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, err := a.r.run(sctx, "guest-shutdown", map[string]any{"mode": "reboot"})
-	cancel()
-	if err != nil && !errors.Is(classify("guest-shutdown", err), ErrNoAgent) && !isClosed(err) {
-		return fmt.Errorf("guest agent: reboot: %w", classify("guest-shutdown", err))
+	if err := a.r.reboot(ctx); err != nil {
+		return fmt.Errorf("guest agent: reboot: %w", err)
 	}
 	ping := func() error {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -176,3 +176,31 @@ func FuzzParseExecStatus(f *testing.F) {
 		_, _ = ParseExecPID(b)
 	})
 }
+
+// TestLibvirtAgentReboot: libvirt domains restart through virDomainReboot with the agent flag.
+func TestLibvirtAgentReboot(t *testing.T) {
+	f := &fakeLibvirt{state: 1, reason: 1, xml: testDomainXML}
+	tg, _ := newFakeTarget(t, f)
+	a, err := tg.Agent(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	n, down := f.reboots, f.agentDown
+	f.mu.Unlock()
+	if n != 1 || down {
+		t.Errorf("%d reboots, agent down after the wait: %v", n, down)
+	}
+	// A domain without an agent: ErrNoAgent.
+	f.mu.Lock()
+	f.agentDown = true
+	f.mu.Unlock()
+	if err := a.Ping(context.Background()); !errors.Is(err, ErrNoAgent) {
+		t.Errorf("ping: %v", err)
+	}
+}
