@@ -103,8 +103,12 @@ func Apply(ctx context.Context, ag vm.Agent, plan *registry.Plan, opts Options) 
 	if err := ag.WriteFile(ctx, file, reg); err != nil {
 		return nil, fmt.Errorf("arm: %w", err)
 	}
+	removed := false
 	defer func() {
 		// Nothing is left in the guest's temp folder, also when the import failed.
+		if removed {
+			return
+		}
 		if rerr := ag.RemoveFile(context.WithoutCancel(ctx), file); rerr != nil && err == nil {
 			err = fmt.Errorf("arm: %w", rerr)
 		}
@@ -151,6 +155,7 @@ func Apply(ctx context.Context, ag vm.Agent, plan *registry.Plan, opts Options) 
 		rctx, cancel := context.WithTimeout(ctx, t)
 		defer cancel()
 		// The file goes before the reboot: the agent is gone while the guest restarts.
+		removed = true
 		if rerr := ag.RemoveFile(ctx, file); rerr != nil {
 			return res, fmt.Errorf("arm: %w", rerr)
 		}

@@ -124,8 +124,14 @@ func TestApplyReboot(t *testing.T) {
 	}
 	n := 0
 	ag.Update(func(s *qmptest.Server) { n = s.Reboots })
-	if !res.Rebooted || res.RebootNeeded || n != 1 || files(ag) != 0 {
-		t.Errorf("result %+v, %d reboots, %d files", res, n, files(ag))
+	dels := 0
+	for _, e := range ag.Execs() {
+		if strings.HasPrefix(e, "cmd.exe /c del") {
+			dels++
+		}
+	}
+	if !res.Rebooted || res.RebootNeeded || n != 1 || files(ag) != 0 || dels != 1 {
+		t.Errorf("result %+v, %d reboots, %d files, %d del", res, n, files(ag), dels)
 	}
 }
 
