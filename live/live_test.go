@@ -58,6 +58,9 @@ func TestApplyThenPreflight(t *testing.T) {
 	if before.OK {
 		t.Fatalf("unarmed guest passes: %+v", before.Problems)
 	}
+	if before.WindowsBuild != 17763 || before.VersionUnknown != "" || before.Windows.UBR == nil || *before.Windows.UBR != 7022 {
+		t.Errorf("version read live: build %d, %q, %+v", before.WindowsBuild, before.VersionUnknown, before.Windows)
+	}
 	plan, err := registry.Arm(registry.ArmOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -105,9 +105,15 @@ func Preflight(ctx context.Context, ag vm.Agent, opts PreflightOptions) (*regist
 	if v, ok := mm["existingpagefiles"]; ok && v.Type == "REG_MULTI_SZ" && v.Data != "" {
 		s.ExistingPageFiles = strings.Split(v.Data, `\0`)
 	}
+	cv, found, err := q(`SOFTWARE\Microsoft\Windows NT\CurrentVersion`)
+	if err != nil {
+		return nil, err
+	}
 	co := opts.Check
-	if co.VersionUnknown == "" {
-		co.VersionUnknown = "a live preflight does not read the SOFTWARE hive's version"
+	if found {
+		s.Version = versionFrom(cv)
+	} else if co.VersionUnknown == "" {
+		co.VersionUnknown = `the guest has no HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`
 	}
 	r := registry.Check(s, co)
 	r.Hive = `HKLM\SYSTEM (live, through the guest agent)`
@@ -166,4 +172,23 @@ func queryFound(ctx context.Context, ag vm.Agent, prog, key string) (map[string]
 		return nil, false, fmt.Errorf("%s query %s: %w", prog, key, err)
 	}
 	return vals, true, nil
+}
+
+// versionFrom reads the Windows version from reg query of SOFTWARE\Microsoft\Windows
+// NT\CurrentVersion, as registry.ReadVersion does from the hive.
+func versionFrom(cv map[string]Value) *registry.WindowsVersion {
+	v := &registry.WindowsVersion{}
+	for name, p := range map[string]*string{
+		"productname": &v.ProductName, "editionid": &v.EditionID, "displayversion": &v.DisplayVersion,
+		"releaseid": &v.ReleaseID, "currentversion": &v.CurrentVersion, "currentbuild": &v.CurrentBuild,
+		"currentbuildnumber": &v.CurrentBuildNumber, "installationtype": &v.InstallationType,
+	} {
+		if x, ok := cv[name]; ok && x.Type == "REG_SZ" {
+			*p = x.Data
+		}
+	}
+	if n, ok := cv["ubr"].DWORD(); ok {
+		v.UBR = &n
+	}
+	return v
 }

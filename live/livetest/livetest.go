@@ -38,6 +38,10 @@ func NewWindows() *Windows {
 	}
 	f.Set(`HKLM\SYSTEM\CurrentControlSet\Control\CrashControl`, "CrashDumpEnabled", "REG_DWORD", "0x0")
 	f.Set(`HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management`, "PagingFiles", "REG_MULTI_SZ", `?:\pagefile.sys`)
+	f.Set(`HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`, "ProductName", "REG_SZ", "Windows Server 2019 Standard")
+	f.Set(`HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`, "CurrentBuildNumber", "REG_SZ", "17763")
+	f.Set(`HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`, "InstallationType", "REG_SZ", "Server")
+	f.Set(`HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`, "UBR", "REG_DWORD", "0x1b6e")
 	return f
 }
 
