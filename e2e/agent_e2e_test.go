@@ -1,0 +1,108 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crashkey/crashkey/e2e/harness"
+	"github.com/crashkey/crashkey/live"
+	"github.com/crashkey/crashkey/registry"
+	"github.com/crashkey/crashkey/vm"
+)
+
+// TestAgent boots a guest running Debian's real qemu-ga (harness.Config.Agent) and arms it
+// through the agent: reg import/query by the stand-in's reg command, the temp file removed,
+// live preflight's "reboot needed", then a reboot through guest-shutdown after which the
+// agent answers again.
+func TestAgent(t *testing.T) {
+	ctx := testCtx(t, 4*time.Minute)
+	g := bootGuest(t, ctx, harness.Config{Agent: true, AllowReboot: true})
+	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
+		t.Fatal(err)
+	}
+	if o := g.Observations(0); !strings.Contains(observed(o, "agent"), "agent started /dev/ttyS2") {
+		t.Fatalf("agent: %s", observed(o, "agent"))
+	}
+	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	// qemu-ga needs a moment after it started to open and set up its serial port: what
+	// reaches the port before is lost, so the first handshakes may get no answer.
+	var ag vm.Agent
+	for i := 0; ; i++ {
+		if ag, err = tg.Agent(ctx, g.AgentAddr()); err == nil {
+			break
+		}
+		if i == 10 {
+			t.Fatal(err)
+		}
+	}
+	defer ag.Close()
+	if err := ag.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ag.Windows(ctx) {
+		t.Error("the stand-in's agent reports Windows")
+	}
+	_, err = ag.Run(ctx, "reg", "query", `HKLM\SYSTEM\CurrentControlSet\Control\CrashControl`)
+	var ee *vm.ExitError
+	if !errors.As(err, &ee) || ee.Result.ExitCode != 1 || !strings.Contains(string(ee.Result.Stderr), "unable to find") {
+		t.Fatalf("query before arming: %v", err)
+	}
+	plan, err := registry.Arm(registry.ArmOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := live.Apply(ctx, ag, plan, live.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.RebootNeeded || !strings.HasPrefix(res.File, "/tmp/crashkey-arm-") {
+		t.Errorf("apply: %+v", res)
+	}
+	if _, err := ag.Run(ctx, "cat", res.File); err == nil {
+		t.Errorf("%s left in the guest", res.File)
+	}
+	rep, err := live.Preflight(ctx, ag, live.PreflightOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 || rep.Problems[0].ID != "reboot-needed" {
+		t.Errorf("preflight --live after arming: %+v", rep.Problems)
+	}
+	if rep.Settings.CrashControl.DumpType() != registry.DumpKernel {
+		t.Errorf("dump type read live: %s", rep.Settings.CrashControl.DumpType())
+	}
+
+	// guest-shutdown mode reboot: qemu-ga runs the guest's /sbin/shutdown -r; the guest boots
+	// again and the agent answers.
+	n := len(g.Observations(0))
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := ag.Reboot(rctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WaitFor(ctx, n, func(o harness.Observation) bool { return o.Kind == "boot" }); err != nil {
+		t.Fatalf("no second boot: %v", err)
+	}
+	if err := ag.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func observed(os []harness.Observation, kind string) string {
+	var b strings.Builder
+	for _, o := range os {
+		if o.Kind == kind {
+			b.WriteString(o.Line + "\n")
+		}
+	}
+	return b.String()
+}
