@@ -3,7 +3,7 @@
 package e2e
 
 import (
-	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -81,19 +81,30 @@ func TestAgent(t *testing.T) {
 		t.Errorf("dump type read live: %s", rep.Settings.CrashControl.DumpType())
 	}
 
-	// guest-shutdown mode reboot: qemu-ga runs the guest's /sbin/shutdown -r; the guest boots
-	// again and the agent answers.
+	// The CLI on the same guest (QMP and agent sockets serve one client at a time): preflight
+	// --live says a reboot is needed; arm --apply --reboot arms again and reboots through
+	// guest-shutdown (qemu-ga runs the guest's /sbin/shutdown -r) and waits for the agent.
+	ag.Close()
+	tg.Close()
+	target := []string{"--qmp", g.QMPAddr(), "--agent", g.AgentAddr()}
+	out := mustCrashkey(t, ctx, 1, append([]string{"preflight", "--live", "--json"}, target...)...)
+	if !strings.Contains(out, `"reboot-needed"`) || !strings.Contains(out, "armed after the last boot: reboot needed") {
+		t.Errorf("preflight --live:\n%s", out)
+	}
 	n := len(g.Observations(0))
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := ag.Reboot(rctx); err != nil {
-		t.Fatal(err)
+	out = mustCrashkey(t, ctx, 0, append([]string{"arm", "--apply", "--reboot", "--reboot-timeout", "3m", "--json"}, target...)...)
+	var r live.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil || !r.Rebooted || r.RebootNeeded {
+		t.Errorf("arm --apply --reboot: %v\n%s", err, out)
 	}
 	if _, err := g.WaitFor(ctx, n, func(o harness.Observation) bool { return o.Kind == "boot" }); err != nil {
 		t.Fatalf("no second boot: %v", err)
 	}
-	if err := ag.Ping(ctx); err != nil {
-		t.Fatal(err)
+	// The rebooted guest's agent answers; its registry state was in the initramfs, so it is
+	// unarmed again and preflight --live says so (no reboot-needed: nothing armed since boot).
+	out = mustCrashkey(t, ctx, 1, append([]string{"preflight", "--live", "--json"}, target...)...)
+	if strings.Contains(out, `"reboot-needed"`) {
+		t.Errorf("preflight --live after the reboot:\n%s", out)
 	}
 }
 
