@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crashkey/crashkey/dump"
 	"github.com/crashkey/crashkey/e2e/harness"
 	"github.com/crashkey/crashkey/live"
 	"github.com/crashkey/crashkey/registry"
@@ -116,4 +117,45 @@ func observed(os []harness.Observation, kind string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestAgentExecTrigger: crashkey run --trigger exec:notmyfault crashes a stand-in Windows
+// guest through its real qemu-ga (guest-exec of sh -c notmyfault, which asks the stand-in for
+// its bug check), and the dump is pulled and checked.
+func TestAgentExecTrigger(t *testing.T) {
+	ctx := testCtx(t, 5*time.Minute)
+	disk := winDisk(t, ctx)
+	g := bootGuest(t, ctx, harness.Config{
+		PVPanic: true, Disks: []harness.Disk{{Path: disk, Format: "qcow2"}},
+		Mode: "windows", AllowReboot: true, Agent: true,
+	})
+	// qemu-ga must have its serial port open before crashkey's single handshake.
+	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		ag, err := tg.Agent(ctx, g.AgentAddr())
+		if err == nil {
+			ag.Close()
+			break
+		}
+		if i == 10 {
+			t.Fatal(err)
+		}
+	}
+	tg.Close()
+	mark := g.Mark()
+	rep, _ := winRun(t, ctx, g, disk, 0, "--agent", g.AgentAddr(), "--trigger", "exec:notmyfault")
+	sum := winWantDump(t, ctx, rep, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
+	winWait(t, ctx, g, mark, "exec-crash")
+	if bc := winWait(t, ctx, g, mark, "bugcheck ").Line; winField(bc, "code") != dump.FormatBugCheck(dump.BugCheckManuallyInitiated)[:10] {
+		t.Errorf("guest: %s, want 0xE2", bc)
+	}
+	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
+		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
+	}
 }

@@ -186,7 +186,7 @@ func agentFiles(ctx context.Context, opts BuildOptions) ([]cpioFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{regGuestPath, "bin/rm", "bin/cat", shutdownGuestPath} {
+	for _, name := range []string{regGuestPath, "bin/rm", "bin/cat", "bin/sh", "bin/notmyfault", shutdownGuestPath} {
 		files = append(files, cpioFile{Name: name, Mode: modeFile | 0o755, Data: reg})
 	}
 	// guest-get-osinfo reads it: crashkey takes an agent that cannot say for Windows.

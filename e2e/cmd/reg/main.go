@@ -8,12 +8,15 @@
 //     successfully." and 0, or "ERROR: …" on stderr and 1.
 //   - rm FILE…, cat FILE…: what crashkey runs on a Linux guest through guest-exec.
 //   - shutdown -r …: what qemu-ga's guest-shutdown mode reboot runs: sync, then reboot.
+//   - sh -c 'PROGRAM ARG…': what crashkey's exec trigger runs on a Linux guest (no shell syntax).
+//   - notmyfault: asks the stand-in's /init for a bug check (SIGUSR1 to PID 1).
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -30,8 +33,36 @@ func main() {
 		os.Exit(cat(os.Args[1:]))
 	case "shutdown", "reboot":
 		os.Exit(shutdown(os.Args[1:]))
+	case "sh":
+		os.Exit(sh(os.Args[1:]))
+	case "notmyfault":
+		// The stand-in's /init (windows mode) bug-checks on SIGUSR1.
+		if err := unix.Kill(1, unix.SIGUSR1); err != nil {
+			fmt.Fprintln(os.Stderr, "notmyfault:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(run(os.Args[1:]))
+}
+
+// sh runs "sh -c 'PROGRAM ARG…'" (words split on white space, no shell syntax): what crashkey's
+// exec trigger runs on a Linux guest through guest-exec.
+func sh(args []string) int {
+	if len(args) != 2 || args[0] != "-c" || len(strings.Fields(args[1])) == 0 {
+		fmt.Fprintln(os.Stderr, "sh: only sh -c 'PROGRAM ARG…' is supported")
+		return 2
+	}
+	words := strings.Fields(args[1])
+	path, err := exec.LookPath(words[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sh:", err)
+		return 127
+	}
+	if err := unix.Exec(path, words, os.Environ()); err != nil {
+		fmt.Fprintln(os.Stderr, "sh:", err)
+	}
+	return 126
 }
 
 func rm(args []string) int {
