@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 
@@ -16,6 +17,11 @@ import (
 // agentRunner runs one guest agent command and returns its "return" member.
 type agentRunner interface {
 	run(ctx context.Context, command string, args any) (json.RawMessage, error)
+	// reconnect opens a fresh channel to the agent (after a reboot); a no-op where the
+	// channel is not ours (libvirt).
+	reconnect(ctx context.Context) error
+	// reboot asks the agent to restart the guest, without waiting for it.
+	reboot(ctx context.Context) error
 	close() error
 }
 
@@ -29,7 +35,7 @@ type agent struct {
 
 func (a *agent) Ping(ctx context.Context) error {
 	if _, err := a.r.run(ctx, "guest-ping", nil); err != nil {
-		return fmt.Errorf("guest agent: ping: %w", err)
+		return fmt.Errorf("guest agent: ping: %w", classify("guest-ping", err))
 	}
 	return nil
 }
@@ -64,7 +70,7 @@ func (a *agent) Exec(ctx context.Context, command string) (int, error) {
 	}
 	ret, err := a.r.run(ctx, "guest-exec", map[string]any{"path": path, "arg": args, "capture-output": false})
 	if err != nil {
-		return 0, fmt.Errorf("guest agent: exec %q: %w", command, err)
+		return 0, fmt.Errorf("guest agent: exec %q: %w", command, classify("guest-exec", err))
 	}
 	var r struct {
 		PID *int `json:"pid"`
@@ -78,12 +84,49 @@ func (a *agent) Exec(ctx context.Context, command string) (int, error) {
 func (a *agent) Close() error { return a.r.close() }
 
 // qgaRunner talks to an agent socket with crashkey's QMP client in agent mode.
-type qgaRunner struct{ c *qmpconn.Conn }
-
-func (q qgaRunner) run(ctx context.Context, command string, args any) (json.RawMessage, error) {
-	return q.c.Execute(ctx, command, args)
+type qgaRunner struct {
+	mu               sync.Mutex
+	c                *qmpconn.Conn
+	network, address string
+	opts             qmpconn.Options
 }
-func (q qgaRunner) close() error { return q.c.Close() }
+
+func (q *qgaRunner) conn() *qmpconn.Conn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.c
+}
+
+func (q *qgaRunner) run(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	return q.conn().Execute(ctx, command, args)
+}
+
+// reconnect closes the connection first: the agent's chardev serves one client at a time.
+func (q *qgaRunner) reconnect(ctx context.Context) error {
+	q.conn().Close()
+	c, err := qmpconn.Dial(ctx, q.network, q.address, q.opts)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.c = c
+	q.mu.Unlock()
+	return nil
+}
+
+// reboot sends guest-shutdown mode reboot, which the agent does not answer when it works: a
+// short deadline without a reply is success.
+func (q *qgaRunner) reboot(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := q.run(sctx, "guest-shutdown", map[string]any{"mode": "reboot"})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !isClosed(err) {
+		return classify("guest-shutdown", err)
+	}
+	return nil
+}
+
+func (q *qgaRunner) close() error { return q.conn().Close() }
 
 func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if addr == "" {
@@ -93,11 +136,12 @@ func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guest agent: %w", err)
 	}
-	c, err := qmpconn.Dial(ctx, network, a, qmpconn.Options{Timeout: t.opts.Timeout, Agent: true})
+	o := qmpconn.Options{Timeout: t.opts.Timeout, Agent: true}
+	c, err := qmpconn.Dial(ctx, network, a, o)
 	if err != nil {
-		return nil, fmt.Errorf("guest agent at %s: %w", addr, err)
+		return nil, fmt.Errorf("guest agent at %s: %w: %w", addr, ErrNoAgent, err)
 	}
-	return &agent{r: traceAgent(qgaRunner{c}, "qga "+addr)}, nil
+	return &agent{r: traceAgent(&qgaRunner{c: c, network: network, address: a, opts: o}, "qga "+addr)}, nil
 }
 
 func (t *qmpTarget) SetActions(ctx context.Context, a Actions) error {
@@ -163,6 +207,16 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 	return m.Return, nil
 }
 
+func (r libvirtAgentRunner) reconnect(context.Context) error { return nil }
+
+// reboot has libvirt restart the guest through its agent (virDomainReboot with
+// VIR_DOMAIN_REBOOT_GUEST_AGENT), which knows that guest-shutdown gets no reply.
+func (r libvirtAgentRunner) reboot(ctx context.Context) error {
+	err := r.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
+		return api.DomainReboot(dom, libvirt.DomainRebootGuestAgent)
+	})
+	return classify("reboot", err)
+}
 func (r libvirtAgentRunner) close() error { return nil }
 
 func (t *libvirtTarget) Agent(ctx context.Context, addr string) (Agent, error) {

@@ -24,6 +24,7 @@ type libvirtAPI interface {
 	DomainSendKey(dom libvirt.Domain, codeset, holdtime uint32, keycodes []uint32, flags uint32) error
 	DomainInjectNmi(dom libvirt.Domain, flags uint32) error
 	DomainResume(dom libvirt.Domain) error
+	DomainReboot(dom libvirt.Domain, flags libvirt.DomainRebootFlagValues) error
 	QEMUDomainAgentCommand(dom libvirt.Domain, cmd string, timeout int32, flags uint32) (libvirt.OptString, error)
 	LifecycleEvents(ctx context.Context) (<-chan libvirt.DomainEventLifecycleMsg, error)
 	SubscribeQEMUEvents(ctx context.Context, dom string) (<-chan libvirt.DomainEvent, error)

@@ -32,6 +32,7 @@ type fakeLibvirt struct {
 	disconnect int
 	agent      []string
 	agentDown  bool
+	reboots    int
 }
 
 const testDomainXML = `<domain type='qemu' id='3'>
@@ -103,6 +104,24 @@ func (f *fakeLibvirt) DomainInjectNmi(libvirt.Domain, uint32) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nmi++
+	return nil
+}
+
+// DomainReboot through the agent: the agent is silent for a moment, as a rebooting guest's.
+func (f *fakeLibvirt) DomainReboot(_ libvirt.Domain, flags libvirt.DomainRebootFlagValues) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if flags != libvirt.DomainRebootGuestAgent {
+		return libvirt.Error{Code: 3, Message: "reboot without the agent"}
+	}
+	f.reboots++
+	f.agentDown = true
+	go func() {
+		time.Sleep(time.Second)
+		f.mu.Lock()
+		f.agentDown = false
+		f.mu.Unlock()
+	}()
 	return nil
 }
 

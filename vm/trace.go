@@ -153,6 +153,13 @@ func (t tracedLibvirt) DomainResume(dom libvirt.Domain) error {
 	return err
 }
 
+func (t tracedLibvirt) DomainReboot(dom libvirt.Domain, flags libvirt.DomainRebootFlagValues) error {
+	start := time.Now()
+	err := t.libvirtAPI.DomainReboot(dom, flags)
+	lvCall("DomainReboot", start, err, domName(dom))
+	return err
+}
+
 func (t tracedLibvirt) QEMUDomainAgentCommand(dom libvirt.Domain, cmd string, timeout int32, flags uint32) (libvirt.OptString, error) {
 	start := time.Now()
 	r, err := t.libvirtAPI.QEMUDomainAgentCommand(dom, cmd, timeout, flags)

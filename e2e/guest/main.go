@@ -26,6 +26,7 @@
 //	                              or both
 //	crashkey.disk=/dev/vda        windows mode: the stand-in Windows disk
 //	crashkey.ntfscp=/bin/ntfscp   windows mode: ntfs-3g's ntfscp (harness.Build puts it there)
+//	crashkey.agent=/dev/ttyS2     run qemu-ga on this serial port (harness.Config.Agent)
 //
 // /init never exits: PID 1 exiting panics the kernel.
 package main
@@ -75,6 +76,7 @@ func main() {
 		fail(out, fmt.Errorf("sysctl: %w", err))
 	}
 	publishFromParams(e)
+	startAgent(e)
 	m, ok := modes[name]
 	if !ok {
 		fail(out, fmt.Errorf("unknown crashkey.mode %q (known: %s)", name, strings.Join(modeNames(), ", ")))

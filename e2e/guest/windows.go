@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ const (
 //	windows fired <driver> bus=<ps2|usb> at=<n>  the hotkey model fired on the n-th byte/report
 //	windows hung keys=ignored|handled nmi=…       crashkey.ignore= made it a hung Windows
 //	windows nmi [ignored]                        an NMI was logged by the kernel
+//	windows exec-crash                           notmyfault (SIGUSR1 to PID 1) asked for a crash
 //	windows bugcheck code=0x… params=…          the bug check raised
 //	windows panic <panicked|crash-loaded> [error=…]   the pvpanic event
 //	windows dump type=… sha256=… …               the dump written (DumpInfo.Line)
@@ -93,6 +95,7 @@ func windowsMode(e *env) error {
 		e.out.emit("windows", "hung", "keys="+ignored(g.ignoreKeys), "nmi="+ignored(g.ignoreNMI))
 	}
 	go watchKmsg(e.out, g.nmi)
+	go watchCrashRequests(g)
 	openKeyboards(e, expectedKeyboards(e), g.feed)
 	e.out.emit("ready")
 	hang()
@@ -203,6 +206,22 @@ func (g *winGuest) feed(ev inputEvent) {
 	if fired {
 		g.out.emit("windows", "fired", string(g.det.Fired()), "bus="+ev.Kind, "at="+strconv.Itoa(g.fed[ev.Kind]-1))
 		g.crashLocked(dump.BugCheckManuallyInitiated, [4]uint64{})
+	}
+}
+
+// watchCrashRequests bug-checks on SIGUSR1, which the initramfs's notmyfault (e2e/cmd/reg)
+// sends to PID 1: a crash started from inside the guest, as NotMyFault starts one on Windows
+// (crashkey run --trigger exec:notmyfault through the guest agent). Line: "windows exec-crash".
+func watchCrashRequests(g *winGuest) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, unix.SIGUSR1)
+	for range ch {
+		g.mu.Lock()
+		g.out.emit("windows", "exec-crash")
+		if !g.crashed {
+			g.crashLocked(dump.BugCheckManuallyInitiated, [4]uint64{})
+		}
+		g.mu.Unlock()
 	}
 }
 

@@ -43,6 +43,10 @@ type BuildOptions struct {
 	// initramfs as /bin/ntfscp (the stand-in Windows guest's SMSS step runs it). Default: found
 	// in PATH or /usr/sbin; Build fails when there is none.
 	Ntfscp string
+	// QemuGA is the host's qemu-ga (package qemu-guest-agent), copied with its libraries into
+	// the initramfs as /bin/qemu-ga (Config.Agent starts it). Default: found in PATH or
+	// /usr/sbin.
+	QemuGA string
 	// Go is the go command (default "go").
 	Go string
 	// Log receives the scripts' and the compiler's diagnostics (default: discarded).
@@ -132,6 +136,11 @@ func Build(ctx context.Context, opts BuildOptions) (*Artifacts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: ntfscp: %w", err)
 	}
+	agent, err := agentFiles(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	extra = uniqueFiles(append(extra, agent...))
 	files, err := initramfsFiles(initPath, kdir, extra)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)

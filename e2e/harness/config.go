@@ -81,6 +81,10 @@ type Config struct {
 	Accel string
 	// AllowReboot keeps QEMU running when the guest reboots (default: -no-reboot, QEMU exits).
 	AllowReboot bool
+	// Agent runs Debian's qemu-ga in the guest (packed into the initramfs by Build) on a
+	// third serial port (ttyS2: the guest kernel has no virtio_console module), behind the
+	// socket Guest.AgentAddr names (-chardev socket,…,server=on,wait=off -serial chardev:qga0).
+	Agent bool
 	// QEMU is the emulator binary (default "qemu-system-x86_64").
 	QEMU string
 	// ExtraArgs are appended to QEMU's command line.
@@ -185,6 +189,9 @@ func (c Config) KernelCmdline() string {
 	if len(c.Ignore) > 0 {
 		parts = append(parts, "crashkey.ignore="+strings.Join(c.Ignore, ","))
 	}
+	if c.Agent {
+		parts = append(parts, "crashkey.agent=/dev/ttyS2")
+	}
 	if s := strings.TrimSpace(c.Append); s != "" {
 		parts = append(parts, s)
 	}
@@ -199,6 +206,8 @@ type Paths struct {
 	Console string
 	// Data is the file behind ttyS1 (the recorder's observation lines).
 	Data string
+	// Agent is the guest agent's socket, behind ttyS2 (with Config.Agent).
+	Agent string
 }
 
 // QEMUArgs returns QEMU's arguments (without the binary) for c with the given paths.
@@ -215,6 +224,9 @@ func (c Config) QEMUArgs(p Paths) []string {
 		"-serial", "file:" + p.Console,
 		"-serial", "file:" + p.Data,
 		"-qmp", "unix:" + p.QMP + ",server=on,wait=off",
+	}
+	if c.Agent {
+		a = append(a, "-chardev", "socket,id=qga0,path="+p.Agent+",server=on,wait=off", "-serial", "chardev:qga0")
 	}
 	if !c.AllowReboot {
 		a = append(a, "-no-reboot")

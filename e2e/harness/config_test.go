@@ -15,7 +15,7 @@ func golden(t *testing.T, name, got string) {
 
 var testArt = &Artifacts{Kernel: "/cache/vmlinuz", Initramfs: "/cache/initramfs.cpio.gz"}
 
-var testPaths = Paths{QMP: "/run/g/qmp.sock", Console: "/run/g/console.log", Data: "/run/g/data.log"}
+var testPaths = Paths{QMP: "/run/g/qmp.sock", Console: "/run/g/console.log", Data: "/run/g/data.log", Agent: "/run/g/qga.sock"}
 
 func TestQEMUArgs(t *testing.T) {
 	tests := []struct {
@@ -27,6 +27,7 @@ func TestQEMUArgs(t *testing.T) {
 		{"usb-uhci-q35", Config{Keyboards: []Keyboard{USBUHCI}, Machine: "q35"}},
 		{"all-keyboards", Config{Keyboards: []Keyboard{PS2, USBXHCI, USBUHCI, USBEHCI, Virtio}}},
 		{"pvpanic-none", Config{PVPanic: true, PanicAction: "none", PanicOnNMI: true}},
+		{"agent", Config{Agent: true, AllowReboot: true}},
 		{"hung-vmcoreinfo", Config{Mode: "windows", VMCoreInfo: true, PublishHeader: true, Ignore: []string{"keys", "nmi"}}},
 		{"disks-mode", Config{Mode: "windows", Append: "crashkey.x=1", MemoryMiB: 512, AllowReboot: true,
 			Disks:     []Disk{{Path: "/img/win.qcow2", Format: "qcow2"}, {Path: "/img/hive.raw", ReadOnly: true}},

@@ -114,6 +114,7 @@ func newGuest(cfg Config) (*Guest, error) {
 		QMP:     filepath.Join(g.dir, "qmp.sock"),
 		Console: filepath.Join(g.dir, "console.log"),
 		Data:    filepath.Join(g.dir, "data.log"),
+		Agent:   filepath.Join(g.dir, "qga.sock"),
 	}
 	if len(g.paths.QMP) > 100 {
 		g.cleanupDir()
@@ -158,6 +159,14 @@ func (g *Guest) QMPAddr() string {
 		return ""
 	}
 	return "unix:" + g.paths.QMP
+}
+
+// AgentAddr is the guest agent's socket as "unix:/path" (Config.Agent; empty otherwise).
+func (g *Guest) AgentAddr() string {
+	if g.domain != "" || !g.cfg.Agent {
+		return ""
+	}
+	return "unix:" + g.paths.Agent
 }
 
 // QMPPath is the QMP unix socket's path (empty for a libvirt domain).

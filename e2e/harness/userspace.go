@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -138,6 +139,71 @@ func withParents(files []cpioFile) []cpioFile {
 			have[f.Name] = true
 		}
 		out = append(out, f)
+	}
+	return out
+}
+
+// Where the initramfs holds the guest agent's pieces.
+const (
+	qemuGAGuestPath   = "bin/qemu-ga"
+	regGuestPath      = "bin/reg"
+	shutdownGuestPath = "sbin/shutdown"
+	regPackage        = "github.com/crashkey/crashkey/e2e/cmd/reg"
+)
+
+// agentFiles are Debian's qemu-ga with its libraries (bin/qemu-ga) and the stand-in's small
+// userland for it (e2e/cmd/reg, one binary under several names): bin/reg (reg.exe import and
+// query), bin/rm and bin/cat (what crashkey runs on a Linux guest through guest-exec), and
+// sbin/shutdown (qemu-ga's guest-shutdown runs "/sbin/shutdown -r +0 …": sync, then reboot).
+func agentFiles(ctx context.Context, opts BuildOptions) ([]cpioFile, error) {
+	ga := opts.QemuGA
+	if ga == "" {
+		var err error
+		if ga, err = exec.LookPath("qemu-ga"); err != nil {
+			ga = "/usr/sbin/qemu-ga"
+		}
+	}
+	if _, err := os.Stat(ga); err != nil {
+		return nil, fmt.Errorf("qemu-ga not found (%v): the stand-in guest runs Debian's qemu-ga; install qemu-guest-agent (bash scripts/deps.sh)", err)
+	}
+	files, err := binaryFiles(ga, qemuGAGuestPath)
+	if err != nil {
+		return nil, fmt.Errorf("qemu-ga: %w", err)
+	}
+	tmp, err := os.MkdirTemp(opts.CacheDir, ".reg-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "reg")
+	cmd := exec.CommandContext(ctx, opts.Go, "build", "-trimpath", "-ldflags=-s -w", "-o", out, regPackage)
+	cmd.Dir = opts.RepoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build %s: %w: %s", regPackage, err, strings.TrimSpace(string(b)))
+	}
+	reg, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{regGuestPath, "bin/rm", "bin/cat", "bin/sh", "bin/notmyfault", shutdownGuestPath} {
+		files = append(files, cpioFile{Name: name, Mode: modeFile | 0o755, Data: reg})
+	}
+	// guest-get-osinfo reads it: crashkey takes an agent that cannot say for Windows.
+	osRelease := "ID=crashkey-standin\nNAME=\"crashkey stand-in guest\"\nPRETTY_NAME=\"crashkey stand-in guest\"\n"
+	files = append(files, cpioFile{Name: "etc/os-release", Mode: modeFile | 0o644, Data: []byte(osRelease)})
+	return files, nil
+}
+
+// uniqueFiles drops the later of two entries with the same name (libraries two binaries share).
+func uniqueFiles(files []cpioFile) []cpioFile {
+	seen := map[string]bool{}
+	out := files[:0:0]
+	for _, f := range files {
+		if !seen[f.Name] {
+			seen[f.Name] = true
+			out = append(out, f)
+		}
 	}
 	return out
 }

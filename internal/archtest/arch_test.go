@@ -28,10 +28,12 @@ var allowed = map[string][]string{
 	"registry":                      {"disk", "hid", "scancodes", "scancodes/layout"},
 	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
 	"fleet":                         {"vm", "run", "disk", "hid"},
+	"live":                          {"hid", "registry", "vm"},
+	"live/livetest":                 {"registry", "vm/qmptest"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
-	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
+	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "live", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {

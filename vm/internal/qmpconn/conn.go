@@ -397,11 +397,20 @@ func (c *Conn) route(r result) {
 		if err := json.Unmarshal(r.msg.ID, &id); err != nil {
 			return // not one of ours
 		}
+	} else if c.opts.Agent {
+		// qemu-ga echoes every command's id, so an id-less error is no reply to one: it
+		// answers the 0xFF that flushes its parser ("JSON parse error, stray '\xff'") or
+		// noise that reached a serial channel before the agent opened it ("QMP input must
+		// be a JSON object").
+		return
 	} else if len(c.pending) == 1 {
 		// QEMU omits the id when it could not parse the command at all.
 		for k := range c.pending {
 			id = k
 		}
+	}
+	if c.opts.Agent && r.msg.Return == nil && r.msg.Err == nil {
+		return // our own command echoed by a serial channel's tty before the agent set it raw
 	}
 	if ch, ok := c.pending[id]; ok {
 		delete(c.pending, id)
