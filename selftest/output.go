@@ -181,4 +181,3 @@ func WriteJUnit(path string, r *Result) error {
 	}
 	return nil
 }
-
