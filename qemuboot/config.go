@@ -104,6 +104,9 @@ func (c Config) withDefaults() Config {
 // ErrBadConfig marks configuration errors.
 var ErrBadConfig = errors.New("bad configuration")
 
+// Validate checks c (with its defaults filled in) as Start does; errors wrap ErrBadConfig.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("qemuboot: %w: %s", ErrBadConfig, fmt.Sprintf(format, a...))

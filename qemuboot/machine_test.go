@@ -67,14 +67,12 @@ func TestStartClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	var info struct {
-		Format, BackingFilename string `json:"format"`
+		Format          string `json:"format"`
+		BackingFilename string `json:"backing-filename"`
 	}
-	var raw map[string]any
-	if err := json.Unmarshal(out, &raw); err != nil {
+	if err := json.Unmarshal(out, &info); err != nil {
 		t.Fatal(err)
 	}
-	info.Format, _ = raw["format"].(string)
-	info.BackingFilename, _ = raw["backing-filename"].(string)
 	if info.Format != "qcow2" || info.BackingFilename != img {
 		t.Errorf("overlay: format %q backing %q, want qcow2 backed by %s", info.Format, info.BackingFilename, img)
 	}

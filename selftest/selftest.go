@@ -45,7 +45,8 @@ type Options struct {
 	Triggers  []run.Trigger
 	// Boot is the QEMU configuration of each cell's guest; Image and Keyboard are set per cell.
 	Boot qemuboot.Config
-	// Arm arms a booted guest through its agent and reboots it (required).
+	// Arm arms a booted guest through its agent and reboots it; nil certifies the image as it
+	// is armed.
 	Arm Armer
 	// Timeout bounds each cell (default 15 minutes); AgentTimeout bounds the wait for the
 	// agent after a boot (default: Timeout).
@@ -54,6 +55,8 @@ type Options struct {
 	Parallel int
 	// OnCell, when set, is called as each cell ends (for progress).
 	OnCell func(Cell)
+	// Warn receives warnings (TCG instead of KVM); default: Logger.Warn.
+	Warn func(msg string)
 	// Logger receives debug lines (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -105,9 +108,6 @@ func (o *Options) defaults() error {
 	if _, err := os.Stat(o.Image); err != nil {
 		return fmt.Errorf("selftest: %w: image: %v", ErrBadConfig, err)
 	}
-	if o.Arm == nil {
-		return fmt.Errorf("selftest: %w: no Armer", ErrBadConfig)
-	}
 	if len(o.Keyboards) == 0 {
 		o.Keyboards = qemuboot.Keyboards
 	}
@@ -134,6 +134,14 @@ func (o *Options) defaults() error {
 	if o.Boot.Logger == nil {
 		o.Boot.Logger = o.Logger
 	}
+	if o.Warn == nil {
+		o.Warn = func(msg string) { o.Logger.Warn(msg) }
+	}
+	b := o.Boot
+	b.Image = o.Image
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("selftest: %w: %w", ErrBadConfig, err)
+	}
 	return nil
 }
 
@@ -150,7 +158,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if qemuboot.KVMUsable() {
 			opts.Boot.Accel = "kvm"
 		} else {
-			opts.Logger.Warn("selftest: /dev/kvm is not usable: emulating the CPU with TCG (slow); give the user access to /dev/kvm (group kvm)")
+			opts.Warn("/dev/kvm is not usable: emulating the CPU with TCG (slow: a Windows boot takes many minutes); give this user access to /dev/kvm (group kvm)")
 		}
 	}
 	return runCells(ctx, opts, runCell)
@@ -263,8 +271,10 @@ func runCell(ctx context.Context, opts Options, kbd qemuboot.Keyboard, trig run.
 	c.Timings.Boot = time.Since(start)
 
 	t := time.Now()
-	if err := opts.Arm(ctx, m.QMP(), m.Agent(), kbd); err != nil {
-		return fail(OutcomeArmFailed, "arm through the agent: %v", err)
+	if opts.Arm != nil {
+		if err := opts.Arm(ctx, m.QMP(), m.Agent(), kbd); err != nil {
+			return fail(OutcomeArmFailed, "arm through the agent: %v", err)
+		}
 	}
 	c.Timings.Arm = time.Since(t)
 
