@@ -88,6 +88,9 @@ func WriteText(w io.Writer, r *Result) error {
 	if !r.Passed {
 		verdict = "NOT certified: see the cells above"
 	}
+	if r.Error != "" {
+		verdict = "NOT certified: stopped: " + oneLine(r.Error)
+	}
 	fmt.Fprintf(&b, "%s (%.1fs)\n", verdict, seconds(r.Duration))
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -101,6 +104,7 @@ type junitSuites struct {
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
 	Time     string       `xml:"time,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
@@ -126,6 +130,7 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
@@ -162,7 +167,15 @@ func JUnit(r *Result) ([]byte, error) {
 		}
 		s.Cases = append(s.Cases, jc)
 	}
-	doc := junitSuites{Name: "crashkey selftest", Tests: s.Tests, Failures: s.Failures, Time: s.Time, Suites: []junitSuite{s}}
+	if r.Error != "" {
+		// The matrix stopped (no agent, interrupted): one errored case says why, so that a CI
+		// report never shows a stopped run as an empty, green suite.
+		s.Tests++
+		s.Errors++
+		s.Cases = append(s.Cases, junitCase{Name: "selftest", Classname: "crashkey.selftest", Time: junitTime(0),
+			Error: &junitFailure{Message: oneLine(r.Error), Type: "stopped", Text: r.Error}})
+	}
+	doc := junitSuites{Name: "crashkey selftest", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Time: s.Time, Suites: []junitSuite{s}}
 	out, err := xml.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("junit: %w", err)

@@ -90,6 +90,8 @@ type Result struct {
 	Accel  string `json:"accel"`
 	Passed bool   `json:"passed"`
 	Cells  []Cell `json:"cells"`
+	// Error is why the matrix stopped before every cell ran (no agent, interrupted).
+	Error string `json:"error,omitempty"`
 	// Duration is the wall time of the whole matrix.
 	Duration time.Duration `json:"-"`
 }
@@ -228,13 +230,13 @@ func runCells(parent context.Context, opts Options, fn cellFunc) (*Result, error
 		res.Passed = res.Passed && c.Passed
 	}
 	res.Duration = time.Since(start)
-	switch {
-	case fatal != nil:
-		return res, fatal
-	case parent.Err() != nil:
-		return res, fmt.Errorf("selftest: stopped after %d of %d cells: %w", len(res.Cells), len(jobs), parent.Err())
+	if fatal == nil && parent.Err() != nil {
+		fatal = fmt.Errorf("selftest: stopped after %d of %d cells: %w", len(res.Cells), len(jobs), parent.Err())
 	}
-	return res, nil
+	if fatal != nil {
+		res.Passed, res.Error = false, fatal.Error()
+	}
+	return res, fatal
 }
 
 // runCell boots one guest, waits for its agent, arms it, reboots it and crashes it.

@@ -235,3 +235,30 @@ func TestNoAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestJUnitStopped: a matrix that stopped (no agent) is an errored case, never an empty suite.
+func TestJUnitStopped(t *testing.T) {
+	b, err := JUnit(&Result{Image: "img", Accel: "tcg", Error: "selftest: no guest agent answers: install it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests  int `xml:"tests,attr"`
+		Errors int `xml:"errors,attr"`
+		Suites []struct {
+			Cases []struct {
+				Name  string `xml:"name,attr"`
+				Error *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"error"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Tests != 1 || doc.Errors != 1 || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 1 ||
+		doc.Suites[0].Cases[0].Error == nil || !strings.Contains(doc.Suites[0].Cases[0].Error.Message, "no guest agent") {
+		t.Errorf("stopped matrix: %s", b)
+	}
+}

@@ -25,6 +25,9 @@ func TestSelftestNoAgent(t *testing.T) {
 	if strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
 		t.Errorf("stderr is more than the TCG warning and one error line: %q", stderr)
 	}
+	if b, err := os.ReadFile(junit); err != nil || !strings.Contains(string(b), `<error message="selftest: no guest agent answers`) {
+		t.Errorf("JUnit XML (%v) does not carry the refusal: %s", err, b)
+	}
 	ents, _ := os.ReadDir(tmp)
 	for _, e := range ents {
 		if e.Name() != "blank.raw" && e.Name() != "selftest.xml" {
