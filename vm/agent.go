@@ -16,6 +16,9 @@ import (
 // agentRunner runs one guest agent command and returns its "return" member.
 type agentRunner interface {
 	run(ctx context.Context, command string, args any) (json.RawMessage, error)
+	// reconnect opens a fresh channel to the agent (after a reboot); a no-op where the
+	// channel is not ours (libvirt).
+	reconnect(ctx context.Context) error
 	close() error
 }
 
@@ -29,7 +32,7 @@ type agent struct {
 
 func (a *agent) Ping(ctx context.Context) error {
 	if _, err := a.r.run(ctx, "guest-ping", nil); err != nil {
-		return fmt.Errorf("guest agent: ping: %w", err)
+		return fmt.Errorf("guest agent: ping: %w", classify("guest-ping", err))
 	}
 	return nil
 }
@@ -64,7 +67,7 @@ func (a *agent) Exec(ctx context.Context, command string) (int, error) {
 	}
 	ret, err := a.r.run(ctx, "guest-exec", map[string]any{"path": path, "arg": args, "capture-output": false})
 	if err != nil {
-		return 0, fmt.Errorf("guest agent: exec %q: %w", command, err)
+		return 0, fmt.Errorf("guest agent: exec %q: %w", command, classify("guest-exec", err))
 	}
 	var r struct {
 		PID *int `json:"pid"`
@@ -78,12 +81,37 @@ func (a *agent) Exec(ctx context.Context, command string) (int, error) {
 func (a *agent) Close() error { return a.r.close() }
 
 // qgaRunner talks to an agent socket with crashkey's QMP client in agent mode.
-type qgaRunner struct{ c *qmpconn.Conn }
-
-func (q qgaRunner) run(ctx context.Context, command string, args any) (json.RawMessage, error) {
-	return q.c.Execute(ctx, command, args)
+type qgaRunner struct {
+	mu               sync.Mutex
+	c                *qmpconn.Conn
+	network, address string
+	opts             qmpconn.Options
 }
-func (q qgaRunner) close() error { return q.c.Close() }
+
+func (q *qgaRunner) conn() *qmpconn.Conn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.c
+}
+
+func (q *qgaRunner) run(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	return q.conn().Execute(ctx, command, args)
+}
+
+// reconnect closes the connection first: the agent's chardev serves one client at a time.
+func (q *qgaRunner) reconnect(ctx context.Context) error {
+	q.conn().Close()
+	c, err := qmpconn.Dial(ctx, q.network, q.address, q.opts)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.c = c
+	q.mu.Unlock()
+	return nil
+}
+
+func (q *qgaRunner) close() error { return q.conn().Close() }
 
 func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if addr == "" {
@@ -93,11 +121,12 @@ func (t *qmpTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guest agent: %w", err)
 	}
-	c, err := qmpconn.Dial(ctx, network, a, qmpconn.Options{Timeout: t.opts.Timeout, Agent: true})
+	o := qmpconn.Options{Timeout: t.opts.Timeout, Agent: true}
+	c, err := qmpconn.Dial(ctx, network, a, o)
 	if err != nil {
-		return nil, fmt.Errorf("guest agent at %s: %w", addr, err)
+		return nil, fmt.Errorf("guest agent at %s: %w: %w", addr, ErrNoAgent, err)
 	}
-	return &agent{r: traceAgent(qgaRunner{c}, "qga "+addr)}, nil
+	return &agent{r: traceAgent(&qgaRunner{c: c, network: network, address: a, opts: o}, "qga "+addr)}, nil
 }
 
 func (t *qmpTarget) SetActions(ctx context.Context, a Actions) error {
@@ -163,7 +192,8 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 	return m.Return, nil
 }
 
-func (r libvirtAgentRunner) close() error { return nil }
+func (r libvirtAgentRunner) reconnect(context.Context) error { return nil }
+func (r libvirtAgentRunner) close() error                    { return nil }
 
 func (t *libvirtTarget) Agent(ctx context.Context, addr string) (Agent, error) {
 	if addr != "" {

@@ -70,6 +70,20 @@ type Agent interface {
 	// Exec starts a command line in the guest (guest-exec) without waiting for it, through
 	// cmd.exe /c on Windows and /bin/sh -c elsewhere, and returns its process id.
 	Exec(ctx context.Context, command string) (pid int, err error)
+	// Windows reports whether the guest runs Windows (guest-get-osinfo).
+	Windows(ctx context.Context) bool
+	// Run runs a program (no shell) and waits for it (guest-exec with captured output,
+	// guest-exec-status): a non-zero exit is an *ExitError with the output; agents without
+	// guest-exec give ErrAgentTooOld, refused commands ErrAgentDenied.
+	Run(ctx context.Context, path string, args ...string) (*ExecResult, error)
+	// WriteFile creates or truncates a guest file and writes data (guest-file-open, -write,
+	// -close; at most MaxAgentFile bytes).
+	WriteFile(ctx context.Context, path string, data []byte) error
+	// RemoveFile deletes a guest file (del on Windows, rm elsewhere).
+	RemoveFile(ctx context.Context, path string) error
+	// Reboot restarts the guest (guest-shutdown mode reboot) and waits, bounded by ctx, until
+	// the agent stopped answering and answers again.
+	Reboot(ctx context.Context) error
 	// Close ends the connection.
 	Close() error
 }

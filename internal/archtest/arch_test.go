@@ -29,12 +29,13 @@ var allowed = map[string][]string{
 	"registry":                      {"disk", "hid", "scancodes", "scancodes/layout"},
 	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
 	"fleet":                         {"vm", "run", "disk", "hid"},
+	"live":                          {"hid", "registry", "vm"},
 	"qemuboot":                      {},
-	"selftest":                      {"qemuboot", "run", "vm", "hid", "dump", "registry", "disk"},
+	"selftest":                      {"qemuboot", "live", "run", "vm", "hid", "dump", "registry", "disk"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
-	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "pull", "qemuboot", "registry", "run", "scancodes", "scancodes/layout", "selftest", "vm"},
+	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "live", "pull", "qemuboot", "registry", "run", "scancodes", "scancodes/layout", "selftest", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {

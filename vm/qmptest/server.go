@@ -11,6 +11,7 @@ package qmptest
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -71,8 +72,23 @@ type Server struct {
 	// OSID is what guest-get-osinfo reports in agent mode ("mswindows", "debian", …).
 	OSID string
 
-	agent bool
-	execs []string // "path arg arg" for each guest-exec
+	// Files are the guest's files in agent mode (guest-file-open/write/close write here).
+	Files map[string][]byte
+	// Program answers a captured guest-exec in agent mode: the exit code and output of
+	// path with args. Without it every program exits 0 with no output. It runs with the
+	// server's lock held: it may read and change Files directly.
+	Program func(path string, args []string) (exit int, stdout, stderr string)
+	// RebootFor is how long the agent stays silent after guest-shutdown (which, as in
+	// qemu-ga, gets no reply).
+	RebootFor time.Duration
+	// Reboots counts the guest-shutdown commands received.
+	Reboots int
+
+	agent   bool
+	execs   []string // "path arg arg" for each guest-exec
+	procs   map[int]map[string]any
+	handles map[int64]string
+	silent  time.Time
 
 	handlers map[string]Handler
 	commands []Command
@@ -105,8 +121,9 @@ func New(t testing.TB) *Server {
 }
 
 // NewAgent starts a fake QEMU guest agent (QGA) socket: no greeting, no capability
-// negotiation; it answers guest-sync, guest-ping, guest-get-osinfo and guest-exec. Hang and
-// BreakAfter work as for QMP.
+// negotiation; it answers guest-sync, guest-ping, guest-get-osinfo, guest-exec (with
+// guest-exec-status, output from Program), guest-file-open/write/close (into Files) and
+// guest-shutdown (silent for RebootFor, without a reply). Hang and BreakAfter work as for QMP.
 func NewAgent(t testing.TB) *Server {
 	t.Helper()
 	s := New(t)
@@ -302,7 +319,12 @@ func (s *Server) serve(c net.Conn) {
 		if brk {
 			s.broke = true
 		}
-		hang := s.Hang != nil && s.Hang(req.Execute)
+		hang := s.Hang != nil && s.Hang(req.Execute) || time.Now().Before(s.silent)
+		if s.agent && req.Execute == "guest-shutdown" && !hang {
+			s.Reboots++
+			s.silent = time.Now().Add(s.RebootFor)
+			hang = true
+		}
 		hsEvents := s.HandshakeEvents
 		s.mu.Unlock()
 		if brk {
@@ -389,7 +411,76 @@ func (s *Server) dispatch(c net.Conn, wmu *sync.Mutex, execute string, args json
 			return nil, &Error{"GenericError", "Parameter 'path' is missing"}
 		}
 		s.execs = append(s.execs, strings.Join(append([]string{a.Path}, a.Arg...), " "))
-		return map[string]int{"pid": 4242 + len(s.execs)}, nil
+		pid := 4242 + len(s.execs)
+		code, out, errOut := 0, "", ""
+		if s.Program != nil {
+			code, out, errOut = s.Program(a.Path, a.Arg)
+		}
+		if s.procs == nil {
+			s.procs = map[int]map[string]any{}
+		}
+		st := map[string]any{"exited": true, "exitcode": code}
+		if out != "" {
+			st["out-data"] = base64.StdEncoding.EncodeToString([]byte(out))
+		}
+		if errOut != "" {
+			st["err-data"] = base64.StdEncoding.EncodeToString([]byte(errOut))
+		}
+		s.procs[pid] = st
+		return map[string]int{"pid": pid}, nil
+	case "guest-exec-status":
+		var a struct {
+			PID int `json:"pid"`
+		}
+		_ = json.Unmarshal(args, &a)
+		st, ok := s.procs[a.PID]
+		if !ok {
+			return nil, &Error{"GenericError", fmt.Sprintf("Invalid parameter 'pid'")}
+		}
+		delete(s.procs, a.PID)
+		return st, nil
+	case "guest-file-open":
+		var a struct {
+			Path string `json:"path"`
+			Mode string `json:"mode"`
+		}
+		_ = json.Unmarshal(args, &a)
+		if a.Mode != "wb" && a.Mode != "w" {
+			return nil, &Error{"GenericError", "qmptest: only write modes are emulated"}
+		}
+		if s.Files == nil {
+			s.Files = map[string][]byte{}
+		}
+		if s.handles == nil {
+			s.handles = map[int64]string{}
+		}
+		s.Files[a.Path] = []byte{}
+		h := int64(1000 + len(s.handles))
+		s.handles[h] = a.Path
+		return h, nil
+	case "guest-file-write":
+		var a struct {
+			Handle int64  `json:"handle"`
+			Buf    string `json:"buf-b64"`
+		}
+		_ = json.Unmarshal(args, &a)
+		path, ok := s.handles[a.Handle]
+		b, err := base64.StdEncoding.DecodeString(a.Buf)
+		if !ok || err != nil {
+			return nil, &Error{"GenericError", "handle '" + fmt.Sprint(a.Handle) + "' has not been found"}
+		}
+		s.Files[path] = append(s.Files[path], b...)
+		return map[string]any{"count": len(b), "eof": false}, nil
+	case "guest-file-close":
+		var a struct {
+			Handle int64 `json:"handle"`
+		}
+		_ = json.Unmarshal(args, &a)
+		if _, ok := s.handles[a.Handle]; !ok {
+			return nil, &Error{"GenericError", "handle has not been found"}
+		}
+		delete(s.handles, a.Handle)
+		return nil, nil
 	case "set-action":
 		if s.NoSetAction {
 			return nil, &Error{"CommandNotFound", "The command set-action has not been found"}
@@ -461,4 +552,11 @@ func (s *Server) dispatch(c net.Conn, wmu *sync.Mutex, execute string, args json
 		return nil, &Error{"GenericError", fmt.Sprintf("Property '%s' not found", a.Property)}
 	}
 	return nil, &Error{"CommandNotFound", fmt.Sprintf("The command %s has not been found", execute)}
+}
+
+// OpenFiles is how many guest-file handles are open in agent mode.
+func (s *Server) OpenFiles() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.handles)
 }
