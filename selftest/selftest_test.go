@@ -262,3 +262,11 @@ func TestJUnitStopped(t *testing.T) {
 		t.Errorf("stopped matrix: %s", b)
 	}
 }
+
+func TestDriver(t *testing.T) {
+	for k, want := range map[qemuboot.Keyboard]string{qemuboot.PS2: "i8042prt", qemuboot.USB: "kbdhid", qemuboot.Virtio: "kbdhid"} {
+		if got := string(Driver(k)); got != want {
+			t.Errorf("%s: %s, want %s", k, got, want)
+		}
+	}
+}

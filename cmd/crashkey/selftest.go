@@ -74,11 +74,7 @@ be used; 130 interrupted.`,
 				opts.Boot.OVMF = &qemuboot.OVMF{Code: ovmfCode, Vars: ovmfVars}
 			}
 			if !noArm {
-				arm, err := agentArmer()
-				if err != nil {
-					return usageErr(err)
-				}
-				opts.Arm = arm
+				opts.Arm = selftest.AgentArmer(timeout)
 			}
 			cells := len(qemuboot.Keyboards) * 2
 			if len(opts.Keyboards) > 0 || len(opts.Triggers) > 0 {
