@@ -3,110 +3,21 @@ package live
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/crashkey/crashkey/live/livetest"
 	"github.com/crashkey/crashkey/registry"
 	"github.com/crashkey/crashkey/vm"
 	"github.com/crashkey/crashkey/vm/qmptest"
 )
 
-// fakeWindows is a guest registry behind a fake agent, with reg.exe import/query, del and the
-// PowerShell uptime query.
-type fakeWindows struct {
-	keys    map[string]map[string]Value // lower-case "HKLM\…" → lower-case name → value
-	names   map[string]string           // lower-case key → key as written
-	uptime  string
-	failImp string // reg import's stderr when set (exit 1)
-	drop    string // a value name import silently ignores
-}
-
-func newFakeWindows() *fakeWindows {
-	f := &fakeWindows{keys: map[string]map[string]Value{}, names: map[string]string{}, uptime: "3600"}
-	f.set(`HKLM\SYSTEM\Select`, Value{Name: "Current", Type: "REG_DWORD", Data: "0x1"})
-	f.set(`HKLM\SYSTEM\CurrentControlSet\Control\ProductOptions`, Value{Name: "ProductType", Type: "REG_SZ", Data: "ServerNT"})
-	for _, d := range []string{"i8042prt", "kbdhid"} {
-		f.set(`HKLM\SYSTEM\CurrentControlSet\Services\`+d, Value{Name: "Start", Type: "REG_DWORD", Data: "0x1"})
-	}
-	f.set(`HKLM\SYSTEM\CurrentControlSet\Control\CrashControl`, Value{Name: "CrashDumpEnabled", Type: "REG_DWORD", Data: "0x0"})
-	f.set(`HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management`, Value{Name: "PagingFiles", Type: "REG_MULTI_SZ", Data: `?:\pagefile.sys`})
-	return f
-}
-
-func (f *fakeWindows) set(key string, v Value) {
-	k := strings.ToLower(key)
-	if f.keys[k] == nil {
-		f.keys[k] = map[string]Value{}
-		f.names[k] = key
-	}
-	f.keys[k][strings.ToLower(v.Name)] = v
-}
-
-func (f *fakeWindows) program(s *qmptest.Server) func(string, []string) (int, string, string) {
-	return func(path string, args []string) (int, string, string) {
-		notFound := "ERROR: The system was unable to find the specified registry key or value.\r\n"
-		switch {
-		case path == "reg.exe" && len(args) == 2 && args[0] == "import":
-			if f.failImp != "" {
-				return 1, "", f.failImp
-			}
-			keys, err := registry.ParseReg(s.Files[args[1]])
-			if err != nil {
-				return 1, "", "ERROR: Error accessing the registry.\r\n"
-			}
-			for _, k := range keys {
-				key := strings.Replace(k.Path, "HKEY_LOCAL_MACHINE", "HKLM", 1)
-				if f.keys[strings.ToLower(key)] == nil {
-					f.keys[strings.ToLower(key)], f.names[strings.ToLower(key)] = map[string]Value{}, key
-				}
-				for _, v := range k.Values {
-					switch {
-					case v.Name == f.drop:
-					case v.Delete:
-						delete(f.keys[strings.ToLower(key)], strings.ToLower(v.Name))
-					case v.DWORD != nil:
-						f.set(key, Value{Name: v.Name, Type: v.Type, Data: fmt.Sprintf("0x%x", *v.DWORD)})
-					default:
-						f.set(key, Value{Name: v.Name, Type: v.Type, Data: *v.String})
-					}
-				}
-			}
-			return 0, "The operation completed successfully.\r\n", ""
-		case path == "reg.exe" && len(args) == 2 && args[0] == "query":
-			vals, ok := f.keys[strings.ToLower(args[1])]
-			if !ok {
-				return 1, "", notFound
-			}
-			var b strings.Builder
-			b.WriteString("\r\n" + strings.Replace(f.names[strings.ToLower(args[1])], "HKLM", "HKEY_LOCAL_MACHINE", 1) + "\r\n")
-			var names []string
-			for n := range vals {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				v := vals[n]
-				fmt.Fprintf(&b, "    %s    %s    %s\r\n", v.Name, v.Type, v.Data)
-			}
-			return 0, b.String() + "\r\n", ""
-		case path == "cmd.exe" && len(args) == 5 && args[1] == "del":
-			delete(s.Files, args[4])
-			return 0, "", ""
-		case path == "powershell.exe":
-			return 0, f.uptime + "\r\n", ""
-		}
-		return 1, "", "'" + path + "' is not recognized as an internal or external command\r\n"
-	}
-}
-
-func setup(t *testing.T) (*fakeWindows, *qmptest.Server, vm.Agent) {
+func setup(t *testing.T) (*livetest.Windows, *qmptest.Server, vm.Agent) {
 	t.Helper()
-	f := newFakeWindows()
+	f := livetest.NewWindows()
 	ag := qmptest.NewAgent(t)
-	ag.Update(func(s *qmptest.Server) { s.Program = f.program(s) })
+	ag.Update(func(s *qmptest.Server) { s.Program = f.Program(s) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tg, err := vm.Dial(ctx, vm.Address{QMP: qmptest.New(t).Addr}, vm.Options{Timeout: time.Second})
@@ -169,7 +80,7 @@ func TestApplyThenPreflight(t *testing.T) {
 	}
 	// After a reboot (uptime shorter than the time since arming) the report is clean of it.
 	now = now.Add(10 * time.Minute)
-	f.uptime = "60.5"
+	ag.Update(func(*qmptest.Server) { f.Uptime = "60.5" })
 	rebooted, err := Preflight(ctx, a, PreflightOptions{Now: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -184,13 +95,13 @@ func TestApplyThenPreflight(t *testing.T) {
 func TestApplyFailuresCleanUp(t *testing.T) {
 	f, ag, a := setup(t)
 	plan, _ := registry.Arm(registry.ArmOptions{})
-	f.failImp = "ERROR: Error accessing the registry.\r\n"
+	ag.Update(func(*qmptest.Server) { f.FailImport = "ERROR: Error accessing the registry.\r\n" })
 	_, err := Apply(context.Background(), a, plan, Options{})
 	var ee *vm.ExitError
 	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "Error accessing the registry") || files(ag) != 0 {
 		t.Errorf("failed import: %v, %d files left", err, files(ag))
 	}
-	f.failImp, f.drop = "", "AutoReboot"
+	ag.Update(func(*qmptest.Server) { f.FailImport, f.Drop = "", "AutoReboot" })
 	res, err := Apply(context.Background(), a, plan, Options{})
 	if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), `AutoReboot is (absent), want REG_DWORD 0x1`) || files(ag) != 0 || res == nil {
 		t.Errorf("value lost on import: %v, %d files left", err, files(ag))

@@ -37,7 +37,7 @@ func Preflight(ctx context.Context, ag vm.Agent, opts PreflightOptions) (*regist
 		}
 		return vals, found, nil
 	}
-	s := &registry.Settings{ControlSet: 1, ControlSetFrom: `Select\Current`}
+	s := &registry.Settings{ControlSet: 1, ControlSetFrom: `Select\Current`, Hive: registry.HiveInfo{Version: "live", ChecksumOK: true}}
 	sel, _, err := q(`SYSTEM\Select`)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crashkey/crashkey/disk"
+	"github.com/crashkey/crashkey/live"
 	"github.com/crashkey/crashkey/registry"
 )
 
@@ -23,6 +24,8 @@ func newPreflightCmd() *cobra.Command {
 		memory     uint64
 		img        imageFlags
 		dom        domainDiskFlags
+		liveRun    bool
+		target     agentFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "preflight (IMAGE | --libvirt URI --domain NAME) [hotkey flags] [--json]",
@@ -47,6 +50,11 @@ Every problem comes with its fix, usually a crashkey arm command. IMAGE may also
 hive file. --libvirt URI --domain NAME reads a libvirt domain's disk instead (through the
 storage API when the daemon is remote; a running domain needs --force-share).
 
+--live reads the running guest's registry through its QEMU guest agent instead (reg.exe query;
+--qmp with --agent, or --libvirt with --domain) and adds "armed after the last boot: reboot
+needed" when crashkey arm --apply wrote the settings after the guest's last boot (boot time
+from the guest's uptime: PowerShell Win32_OperatingSystem on Windows, /proc/uptime elsewhere).
+
 A dirty hive is replayed from its transaction logs (SYSTEM.LOG1/LOG2, in memory only); the
 Windows version comes from the SOFTWARE hive beside SYSTEM. A damaged part of the hive makes
 only what lies under it unknown (a warning, or an error for a keyboard driver or CrashControl).
@@ -58,9 +66,17 @@ so damaged that nothing useful can be read).`,
   crashkey preflight win10.qcow2 --hotkey lshift+rshift+d --memory 4096
   crashkey preflight win10.qcow2 --layout fr --hotkey rctrl+a
   crashkey preflight --json --force-share /var/lib/libvirt/images/win.qcow2
-  crashkey preflight --libvirt qemu+ssh://admin@host7/system --domain win11 --force-share`,
+  crashkey preflight --libvirt qemu+ssh://admin@host7/system --domain win11 --force-share
+  crashkey preflight --live --qmp unix:/run/win.qmp --agent unix:/run/win.qga
+  crashkey preflight --live --libvirt qemu:///system --domain win11 --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if liveRun {
+				return preflightLive(cmd, args, &hk, &target, memory, asJSON)
+			}
+			if target.qmp != "" {
+				return usageErr(errors.New("--qmp and --agent: only with --live"))
+			}
 			image, err := dom.image(args)
 			if err != nil {
 				return err
@@ -137,5 +153,54 @@ so damaged that nothing useful can be read).`,
 	fs.BoolVar(&forceShare, "force-share", false, "read the image even while a running QEMU holds it (the result may be inconsistent)")
 	fs.IntVar(&partition, "partition", 0, "read the Windows volume from this partition index (default: find it)")
 	fs.Uint64Var(&memory, "memory", 0, "the guest's memory in MiB, to judge whether the dump fits in a fixed-size paging file")
+	fs.BoolVar(&liveRun, "live", false, "read the running guest's registry through its QEMU guest agent (reg.exe query) instead of a disk image: --qmp unix:PATH --agent unix:PATH, or --libvirt URI --domain NAME")
+	target.libvirt, target.domain, target.rpcTimeout = &dom.libvirt, &dom.domain, &dom.rpcTimeout
+	target.add(cmd, false)
 	return cmd
+}
+
+// preflightLive judges the running guest's settings read through its agent.
+func preflightLive(cmd *cobra.Command, args []string, hk *hotkeyFlags, target *agentFlags, memory uint64, asJSON bool) error {
+	if len(args) > 0 {
+		return usageErr(errors.New("--live reads the running guest: give no IMAGE"))
+	}
+	opts := live.PreflightOptions{Check: registry.CheckOptions{MemoryMiB: memory}}
+	if hk.set(cmd) {
+		h, err := hk.hotkey(cmd)
+		if err != nil {
+			return err
+		}
+		opts.Check.Hotkey = &h
+	}
+	if cmd.Flags().Changed("layout") {
+		l, err := keyboardLayout(hk.layout)
+		if err != nil {
+			return err
+		}
+		opts.Check.Layout = l
+	}
+	ag, closeAll, err := target.dial(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	rep, err := live.Preflight(cmd.Context(), ag, opts)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return failedErr(err)
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		if err := writeJSON(out, rep); err != nil {
+			return failedErr(err)
+		}
+	} else if err := rep.WriteText(out); err != nil {
+		return failedErr(err)
+	}
+	if !rep.OK {
+		return quietError{ExitNo}
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"run":                           {"disk", "dump", "dump/analyze", "hid", "pull", "registry", "scancodes/layout", "vm"},
 	"fleet":                         {"vm", "run", "disk", "hid"},
 	"live":                          {"hid", "registry", "vm"},
+	"live/livetest":                 {"registry", "vm/qmptest"},
 	"qemuboot":                      {},
 	"selftest":                      {"qemuboot", "live", "run", "vm", "hid", "dump", "registry", "disk"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
