@@ -24,7 +24,7 @@ import (
 // the guest through QMP, the agent and the disk only.
 func selftestArgs(t *testing.T, disk string, extra ...string) []string {
 	art := guestArtifacts(t)
-	cmdline := harness.Config{Mode: "windows", PanicOnNMI: true}.KernelCmdline() + " crashkey.out=/dev/null"
+	cmdline := harness.Config{Mode: "windows"}.KernelCmdline() + " crashkey.out=/dev/null"
 	return append([]string{"selftest", disk, "--kernel", art.Kernel, "--initrd", art.Initramfs, "--append", cmdline,
 		"--memory", "256", "--cpus", "1"}, extra...)
 }
