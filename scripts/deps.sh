@@ -7,6 +7,7 @@ pkgs=(
   qemu-system-x86   # e2e guest (TCG)
   qemu-utils        # qemu-img: qcow2 fixtures
   ntfs-3g           # mkntfs, ntfscp, ntfscat: NTFS fixtures and the stand-in guest's writer
+  qemu-guest-agent  # qemu-ga: vm's agent client tested against the real agent (on a unix socket)
   fdisk             # sfdisk: GPT/MBR fixtures
   ntfs-3g-dev gcc libc6-dev # disk/testdata/ntfshelper.c: mkdir and compressed folders in NTFS fixtures (no FUSE)
   g++               # kdmp-parser (../shared/oracles) readers: 30-dump.sh cross-checks dumps, dump/analyze address translation

@@ -296,7 +296,11 @@ func (s *Server) serve(c net.Conn) {
 	for sc.Scan() {
 		line := sc.Bytes()
 		if agent {
-			for len(line) > 0 && line[0] == 0xff { // the client's parser flush
+			if len(line) > 0 && line[0] == 0xff { // the client's parser flush
+				// qemu-ga answers it as a stray byte, without an id.
+				writeJSON(c, wmu, map[string]any{"error": Error{"GenericError", "JSON parse error, stray '\xff'"}})
+			}
+			for len(line) > 0 && line[0] == 0xff {
 				line = line[1:]
 			}
 		}

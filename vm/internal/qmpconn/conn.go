@@ -24,6 +24,7 @@ import (
 	"math/big"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -397,6 +398,10 @@ func (c *Conn) route(r result) {
 		if err := json.Unmarshal(r.msg.ID, &id); err != nil {
 			return // not one of ours
 		}
+	} else if c.opts.Agent && r.msg.Err != nil && strings.HasPrefix(r.msg.Err.Desc, "JSON parse error") {
+		// qemu-ga answers the 0xFF that flushes its parser with an id-less parse error
+		// ("JSON parse error, stray '\xff'"): it is no reply to a command.
+		return
 	} else if len(c.pending) == 1 {
 		// QEMU omits the id when it could not parse the command at all.
 		for k := range c.pending {
