@@ -18,19 +18,25 @@ func setup(t *testing.T) (*livetest.Windows, *qmptest.Server, vm.Agent) {
 	f := livetest.NewWindows()
 	ag := qmptest.NewAgent(t)
 	ag.Update(func(s *qmptest.Server) { s.Program = f.Program(s) })
+	return f, ag, dialAgent(t, ag.Addr, time.Second)
+}
+
+// dialAgent connects to the agent at addr through a QMP target on a fake monitor.
+func dialAgent(t *testing.T, addr string, timeout time.Duration) vm.Agent {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tg, err := vm.Dial(ctx, vm.Address{QMP: qmptest.New(t).Addr}, vm.Options{Timeout: time.Second})
+	tg, err := vm.Dial(ctx, vm.Address{QMP: qmptest.New(t).Addr}, vm.Options{Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tg.Close() })
-	a, err := tg.Agent(ctx, ag.Addr)
+	a, err := tg.Agent(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	return f, ag, a
+	return a
 }
 
 func files(ag *qmptest.Server) int {

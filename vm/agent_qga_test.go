@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,47 +12,9 @@ import (
 	"github.com/crashkey/crashkey/vm/qmptest"
 )
 
-// qgaBlocked are the commands the host's qemu-ga must never run in these tests (it runs on the
-// test host itself, not in a guest).
-var qgaBlocked = []string{"guest-shutdown", "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid",
-	"guest-set-time", "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw", "guest-fstrim",
-	"guest-set-user-password", "guest-set-vcpus", "guest-set-memory-blocks"}
-
-// startQGA runs Debian's real qemu-ga (package qemu-guest-agent, scripts/deps.sh) on a unix
-// socket in a temporary directory, with the dangerous commands and extra blocked.
-func startQGA(t *testing.T, extra ...string) (addr, dir string) {
-	t.Helper()
-	bin, err := exec.LookPath("qemu-ga")
-	if err != nil {
-		bin = "/usr/sbin/qemu-ga"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("qemu-ga not found: install qemu-guest-agent (bash scripts/deps.sh)")
-		}
-	}
-	dir = t.TempDir()
-	sock := filepath.Join(dir, "qga.sock")
-	cmd := exec.Command(bin, "-m", "unix-listen", "-p", sock, "-t", dir, "-f", filepath.Join(dir, "qga.pid"),
-		"-b", strings.Join(append(append([]string(nil), qgaBlocked...), extra...), ","))
-	cmd.Stderr = &strings.Builder{}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if i > 200 {
-			t.Fatalf("qemu-ga did not create %s: %s", sock, cmd.Stderr)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return "unix:" + sock, dir
-}
-
 // TestRealQGA runs the agent calls against the real qemu-ga.
 func TestRealQGA(t *testing.T) {
-	addr, dir := startQGA(t)
+	addr, dir := qmptest.StartQGA(t, nil)
 	tg := dialFakeTarget(t)
 	ctx := context.Background()
 	a, err := tg.Agent(ctx, addr)
@@ -102,7 +63,7 @@ func TestRealQGA(t *testing.T) {
 
 // TestRealQGADenied: a command the agent disables is ErrAgentDenied, with the fix.
 func TestRealQGADenied(t *testing.T) {
-	addr, _ := startQGA(t, "guest-exec", "guest-file-open")
+	addr, _ := qmptest.StartQGA(t, nil, "guest-exec", "guest-file-open")
 	a, err := dialFakeTarget(t).Agent(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)

@@ -131,18 +131,7 @@ so damaged that nothing useful can be read).`,
 			default:
 				return failedErr(err)
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(out, rep); err != nil {
-					return failedErr(err)
-				}
-			} else if err := rep.WriteText(out); err != nil {
-				return failedErr(err)
-			}
-			if !rep.OK {
-				return quietError{ExitNo}
-			}
-			return nil
+			return writePreflight(cmd, rep, asJSON)
 		},
 	}
 	hk.add(cmd)
@@ -191,6 +180,11 @@ func preflightLive(cmd *cobra.Command, args []string, hk *hotkeyFlags, target *a
 		}
 		return failedErr(err)
 	}
+	return writePreflight(cmd, rep, asJSON)
+}
+
+// writePreflight prints a preflight report; problems found exit 1.
+func writePreflight(cmd *cobra.Command, rep *registry.Report, asJSON bool) error {
 	out := cmd.OutOrStdout()
 	if asJSON {
 		if err := writeJSON(out, rep); err != nil {
