@@ -20,6 +20,7 @@ import (
 	"github.com/crashkey/crashkey/internal/golden"
 	"github.com/crashkey/crashkey/qemuboot"
 	"github.com/crashkey/crashkey/run"
+	"github.com/crashkey/crashkey/vm/qmptest"
 )
 
 func trig(k run.TriggerKind) run.Trigger { return run.Trigger{Kind: k} }
@@ -268,5 +269,15 @@ func TestDriver(t *testing.T) {
 		if got := string(Driver(k)); got != want {
 			t.Errorf("%s: %s, want %s", k, got, want)
 		}
+	}
+}
+
+// TestWaitAgentRealQGA: WaitAgent returns once Debian's real qemu-ga answers.
+func TestWaitAgentRealQGA(t *testing.T) {
+	addr, _ := qmptest.StartQGA(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := WaitAgent(ctx, qmptest.New(t).Addr, addr, 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
