@@ -1,6 +1,7 @@
 // Package archtest holds the test that keeps crashkey's imports pointing one way: scancodes ←
 // hid ← vm; beside them dump, disk, registry and pull; run on top of those; fleet (many targets)
-// above run; cmd/crashkey on top of everything; and nothing imports cmd.
+// above run; qemuboot (starts QEMU, imports nothing of crashkey) and selftest (certifies an
+// image: qemuboot + run) beside fleet; cmd/crashkey on top of everything; and nothing imports cmd.
 package archtest
 
 import (
@@ -30,10 +31,12 @@ var allowed = map[string][]string{
 	"fleet":                         {"vm", "run", "disk", "hid"},
 	"live":                          {"hid", "registry", "vm"},
 	"live/livetest":                 {"registry", "vm/qmptest"},
+	"qemuboot":                      {},
+	"selftest":                      {"qemuboot", "live", "run", "vm", "hid", "dump", "registry", "disk"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
 	"e2e/harness":                   {},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
-	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "live", "pull", "registry", "run", "scancodes", "scancodes/layout", "vm"},
+	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "live", "pull", "qemuboot", "registry", "run", "scancodes", "scancodes/layout", "selftest", "vm"},
 }
 
 func TestImportsPointDownwards(t *testing.T) {

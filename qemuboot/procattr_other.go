@@ -1,0 +1,7 @@
+//go:build !linux
+
+package qemuboot
+
+import "os/exec"
+
+func killWithParent(cmd *exec.Cmd) {}
