@@ -2,12 +2,10 @@ package run
 
 import (
 	"context"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -189,6 +187,30 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		rep.Resumed = true
 		return nil
 	}
+	// Hash the file while the hypervisor writes it (see followFile); the follower is stopped
+	// and waited for before the temporary file goes, on every path.
+	fctx, fcancel := context.WithCancel(ctx)
+	writerDone := make(chan struct{})
+	type followed struct {
+		r   followResult
+		err error
+	}
+	fch := make(chan followed, 1)
+	go func() {
+		r, err := followFile(fctx, tmp, writerDone, followOptions{})
+		fch <- followed{r, err}
+	}()
+	var fres *followed
+	stopFollower := func() followed {
+		if fres == nil {
+			fcancel()
+			r := <-fch
+			fres = &r
+		}
+		return *fres
+	}
+	defer stopFollower()
+
 	err = d.DumpMemory(ctx, tmp, vm.HostDumpOptions{Format: cfg.Format, Progress: cfg.Progress})
 	if rerr := resume(); err == nil {
 		err = rerr
@@ -196,18 +218,24 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	if err != nil {
 		return rep, err
 	}
+	close(writerDone)
+	fr := <-fch
+	fres = &fr
+	fcancel()
+	if fr.err != nil {
+		return rep, fmt.Errorf("dump: %w", fr.err)
+	}
+	n := fr.r.Size
+	rep.Size, rep.SHA256 = n, hex.EncodeToString(fr.r.SHA256)
 
 	f, err := os.Open(tmp)
 	if err != nil {
 		return rep, fmt.Errorf("dump: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)) // 1 MiB reads, not File.WriteTo's 32 KiB
-	if err != nil {
-		return rep, fmt.Errorf("dump: reading %s: %w", tmp, err)
+	if st, err := f.Stat(); err != nil || st.Size() != n {
+		return rep, fmt.Errorf("dump: %s changed after it was hashed (%v)", tmp, err)
 	}
-	rep.Size, rep.SHA256 = n, hex.EncodeToString(h.Sum(nil))
 	if cfg.Format == vm.DumpWinDmp {
 		r, err := dump.CheckFile(ctx, f, n, dump.CheckOptions{Deep: cfg.Deep})
 		if err != nil {
