@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A host-side dump is hashed while QEMU writes it, not read back afterwards: the follower reads
@@ -30,6 +32,10 @@ import (
 // header (8 KiB) and the ELF headers and notes of a guest with many CPUs.
 const followHead = 64 << 10
 
+// writebackChunk is how many hashed bytes the follower lets gather before it starts their disk
+// writes (followOptions.Writeback).
+const writebackChunk = 16 << 20
+
 // followOptions tune followFile.
 type followOptions struct {
 	// Head is how many leading bytes are compared again at the end (default followHead).
@@ -38,6 +44,9 @@ type followOptions struct {
 	Poll time.Duration
 	// Buf is the read size (default 1 MiB).
 	Buf int
+	// Writeback starts the disk writes of what has been hashed (sync_file_range, a hint), so
+	// that the caller's final fsync has little left to wait for.
+	Writeback bool
 	// atEnd, when set, is called each time the follower has hashed all there is and waits
 	// for more (tests).
 	atEnd func(hashed int64)
@@ -50,6 +59,9 @@ type followResult struct {
 	// Restarts counts the times the follower started over (the file shrank or was replaced, or
 	// its head changed after it was hashed).
 	Restarts int
+	// AtDone is how many bytes had been hashed when the writer finished (the rest was hashed
+	// after it).
+	AtDone int64
 }
 
 // followFile hashes path while a writer grows it, until done is closed (the writer has
@@ -76,12 +88,18 @@ func followFile(ctx context.Context, path string, done <-chan struct{}, opts fol
 			select {
 			case <-done:
 				finished = true // every byte is in the file now: read to its end once more
+				fw.res.AtDone = fw.off
 			default:
 			}
 		}
 		n, err := fw.f.ReadAt(fw.buf, fw.off)
 		if n > 0 {
 			fw.add(fw.buf[:n])
+			if opts.Writeback && fw.off-fw.flushed >= writebackChunk {
+				// Only a hint: an error here leaves the work to the final fsync.
+				_ = unix.SyncFileRange(int(fw.f.Fd()), fw.flushed, fw.off-fw.flushed, unix.SYNC_FILE_RANGE_WRITE)
+				fw.flushed = fw.off
+			}
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fw.res, fmt.Errorf("reading %s: %w", path, err)
@@ -114,6 +132,8 @@ func followFile(ctx context.Context, path string, done <-chan struct{}, opts fol
 		case <-ctx.Done():
 			return fw.res, ctx.Err()
 		case <-done:
+			finished = true
+			fw.res.AtDone = fw.off
 		case <-time.After(opts.Poll):
 		}
 	}
@@ -142,10 +162,12 @@ type follower struct {
 	opts followOptions
 	f    *os.File
 	off  int64
-	h    hash.Hash
-	head []byte
-	buf  []byte
-	res  followResult
+	// flushed is where the writeback started so far ends.
+	flushed int64
+	h       hash.Hash
+	head    []byte
+	buf     []byte
+	res     followResult
 }
 
 func (fw *follower) open(path string) error {
@@ -175,7 +197,7 @@ func (fw *follower) add(p []byte) {
 
 func (fw *follower) restart() {
 	fw.h.Reset()
-	fw.off = 0
+	fw.off, fw.flushed = 0, 0
 	fw.head = fw.head[:0]
 	fw.res.Restarts++
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -197,7 +198,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	}
 	fch := make(chan followed, 1)
 	go func() {
-		r, err := followFile(fctx, tmp, writerDone, followOptions{})
+		r, err := followFile(fctx, tmp, writerDone, followOptions{Writeback: true})
 		fch <- followed{r, err}
 	}()
 	var fres *followed
@@ -218,6 +219,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	if err != nil {
 		return rep, err
 	}
+	written := time.Now()
 	close(writerDone)
 	fr := <-fch
 	fres = &fr
@@ -225,6 +227,8 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	if fr.err != nil {
 		return rep, fmt.Errorf("dump: %w", fr.err)
 	}
+	slog.Debug("host dump hashed", "path", tmp, "size", fr.r.Size, "hashed_while_written", fr.r.AtDone,
+		"restarts", fr.r.Restarts, "after_written", time.Since(written))
 	n := fr.r.Size
 	rep.Size, rep.SHA256 = n, hex.EncodeToString(fr.r.SHA256)
 
@@ -253,6 +257,12 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		}
 		rep.Readers = ELFReaders
 	}
+	slog.Debug("host dump checked", "after_written", time.Since(written))
+	// On disk before it is in place (as internal/atomicfile does); the follower started the
+	// writes while it hashed.
+	if err := f.Sync(); err != nil {
+		return rep, fmt.Errorf("dump: %w", err)
+	}
 	if err := os.Link(tmp, final); err != nil {
 		return rep, fmt.Errorf("dump: %w", err)
 	}
@@ -260,6 +270,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		df.Sync()
 		df.Close()
 	}
+	slog.Debug("host dump in place", "path", final, "after_written", time.Since(written))
 	rep.Output = final
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()
