@@ -250,6 +250,13 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		if !r.OK() {
 			return rep, fmt.Errorf("dump: %w: %s", ErrDumpInvalid, r.Verdict)
 		}
+		// QEMU writes its header and then exactly the pages the header lays out: a shorter
+		// file is CORRUPT above, a longer one must not pass either.
+		for _, fd := range r.Findings {
+			if fd.Code == "trailing-data" {
+				return rep, fmt.Errorf("dump: %w: %s", ErrDumpInvalid, fd.Message)
+			}
+		}
 	} else {
 		ef, err := elf.NewFile(f)
 		if err != nil || ef.Type != elf.ET_CORE {

@@ -126,14 +126,15 @@ func TestHostDumpWith(t *testing.T) {
 
 // slowDumpServer is a fake QEMU whose detached dump-guest-memory writes the dump in pieces
 // after it has answered, as QEMU's dump thread does, then announces DUMP_COMPLETED; with hang
-// it writes the first piece and never finishes.
-func slowDumpServer(t *testing.T, hang bool) *qmptest.Server {
+// it writes the first piece and never finishes; extra is written after the dump.
+func slowDumpServer(t *testing.T, hang bool, extra ...byte) *qmptest.Server {
 	s := hostDumpServer(t, false)
 	var img bytes.Buffer
 	if err := dump.Write(&img, dump.Spec{Type: dump.TypeFull, Is64: true, BugCheck: dump.BugCheckLiveSystemDump,
 		SystemTime: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), Runs: []dump.Run{{BasePage: 1, PageCount: 256}}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	img.Write(extra)
 	s.Handle("dump-guest-memory", func(a json.RawMessage) (any, *qmptest.Error) {
 		var args struct {
 			Protocol string `json:"protocol"`
@@ -185,6 +186,16 @@ func TestHostDumpFollowsWriter(t *testing.T) {
 		sum := sha256.Sum256(b)
 		if rep.Size != int64(len(b)) || rep.Size != 0x2000+256*0x1000 || rep.SHA256 != hex.EncodeToString(sum[:]) || !rep.Check.OK() {
 			t.Errorf("report: size %d sha256 %s; file %d bytes sha256 %x", rep.Size, rep.SHA256, len(b), sum)
+		}
+	})
+	t.Run("longer than its header says", func(t *testing.T) {
+		out := t.TempDir()
+		_, err := HostDumpWith(context.Background(), dial(t, slowDumpServer(t, false, make([]byte, 4096)...)), HostDumpConfig{OutDir: out, Name: "g.dmp", freeSpace: plenty})
+		if !errors.Is(err, ErrDumpInvalid) || !strings.Contains(err.Error(), "4096 more than") {
+			t.Errorf("err = %v", err)
+		}
+		if ents, _ := os.ReadDir(out); len(ents) != 0 {
+			t.Errorf("left behind: %v", ents)
 		}
 	})
 	t.Run("interrupted", func(t *testing.T) {
