@@ -59,17 +59,21 @@ func hostDumpServer(t *testing.T, garbage bool) *qmptest.Server {
 	return s
 }
 
+// dial connects to a fake QEMU for the test's duration.
+func dial(t *testing.T, s *qmptest.Server) vm.Target {
+	tg, err := vm.Dial(context.Background(), vm.Address{QMP: s.Addr}, vm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg
+}
+
+// plenty is a free-space reading that never runs out.
+func plenty(string) (uint64, error) { return 1 << 40, nil }
+
 func TestHostDumpWith(t *testing.T) {
 	now := func() time.Time { return time.Date(2026, 12, 5, 13, 0, 0, 0, time.UTC) }
-	dial := func(t *testing.T, s *qmptest.Server) vm.Target {
-		tg, err := vm.Dial(context.Background(), vm.Address{QMP: s.Addr}, vm.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tg.Close() })
-		return tg
-	}
-	plenty := func(string) (uint64, error) { return 1 << 40, nil }
 
 	t.Run("ok", func(t *testing.T) {
 		out := t.TempDir()
@@ -164,15 +168,6 @@ func slowDumpServer(t *testing.T, hang bool, extra ...byte) *qmptest.Server {
 }
 
 func TestHostDumpFollowsWriter(t *testing.T) {
-	plenty := func(string) (uint64, error) { return 1 << 40, nil }
-	dial := func(t *testing.T, s *qmptest.Server) vm.Target {
-		tg, err := vm.Dial(context.Background(), vm.Address{QMP: s.Addr}, vm.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tg.Close() })
-		return tg
-	}
 	t.Run("ok", func(t *testing.T) {
 		out := t.TempDir()
 		rep, err := HostDumpWith(context.Background(), dial(t, slowDumpServer(t, false)), HostDumpConfig{OutDir: out, Name: "g.dmp", freeSpace: plenty})
