@@ -2,12 +2,11 @@ package run
 
 import (
 	"context"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -189,6 +188,30 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		rep.Resumed = true
 		return nil
 	}
+	// Hash the file while the hypervisor writes it (see followFile); the follower is stopped
+	// and waited for before the temporary file goes, on every path.
+	fctx, fcancel := context.WithCancel(ctx)
+	writerDone := make(chan struct{})
+	type followed struct {
+		r   followResult
+		err error
+	}
+	fch := make(chan followed, 1)
+	go func() {
+		r, err := followFile(fctx, tmp, writerDone, followOptions{Writeback: true})
+		fch <- followed{r, err}
+	}()
+	var fres *followed
+	stopFollower := func() followed {
+		if fres == nil {
+			fcancel()
+			r := <-fch
+			fres = &r
+		}
+		return *fres
+	}
+	defer stopFollower()
+
 	err = d.DumpMemory(ctx, tmp, vm.HostDumpOptions{Format: cfg.Format, Progress: cfg.Progress})
 	if rerr := resume(); err == nil {
 		err = rerr
@@ -196,18 +219,27 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	if err != nil {
 		return rep, err
 	}
+	written := time.Now()
+	close(writerDone)
+	fr := <-fch
+	fres = &fr
+	fcancel()
+	if fr.err != nil {
+		return rep, fmt.Errorf("dump: %w", fr.err)
+	}
+	slog.Debug("host dump hashed", "path", tmp, "size", fr.r.Size, "hashed_while_written", fr.r.AtDone,
+		"restarts", fr.r.Restarts, "after_written", time.Since(written))
+	n := fr.r.Size
+	rep.Size, rep.SHA256 = n, hex.EncodeToString(fr.r.SHA256)
 
 	f, err := os.Open(tmp)
 	if err != nil {
 		return rep, fmt.Errorf("dump: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)) // 1 MiB reads, not File.WriteTo's 32 KiB
-	if err != nil {
-		return rep, fmt.Errorf("dump: reading %s: %w", tmp, err)
+	if st, err := f.Stat(); err != nil || st.Size() != n {
+		return rep, fmt.Errorf("dump: %s changed after it was hashed (%v)", tmp, err)
 	}
-	rep.Size, rep.SHA256 = n, hex.EncodeToString(h.Sum(nil))
 	if cfg.Format == vm.DumpWinDmp {
 		r, err := dump.CheckFile(ctx, f, n, dump.CheckOptions{Deep: cfg.Deep})
 		if err != nil {
@@ -218,12 +250,25 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		if !r.OK() {
 			return rep, fmt.Errorf("dump: %w: %s", ErrDumpInvalid, r.Verdict)
 		}
+		// QEMU writes its header and then exactly the pages the header lays out: a shorter
+		// file is CORRUPT above, a longer one must not pass either.
+		for _, fd := range r.Findings {
+			if fd.Code == "trailing-data" {
+				return rep, fmt.Errorf("dump: %w: %s", ErrDumpInvalid, fd.Message)
+			}
+		}
 	} else {
 		ef, err := elf.NewFile(f)
 		if err != nil || ef.Type != elf.ET_CORE {
 			return rep, fmt.Errorf("dump: %w: not an ELF core (%v)", ErrDumpInvalid, err)
 		}
 		rep.Readers = ELFReaders
+	}
+	slog.Debug("host dump checked", "after_written", time.Since(written))
+	// On disk before it is in place (as internal/atomicfile does); the follower started the
+	// writes while it hashed.
+	if err := f.Sync(); err != nil {
+		return rep, fmt.Errorf("dump: %w", err)
 	}
 	if err := os.Link(tmp, final); err != nil {
 		return rep, fmt.Errorf("dump: %w", err)
@@ -232,6 +277,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 		df.Sync()
 		df.Close()
 	}
+	slog.Debug("host dump in place", "path", final, "after_written", time.Since(written))
 	rep.Output = final
 	rep.Duration = time.Since(start)
 	rep.DurationMS = rep.Duration.Milliseconds()

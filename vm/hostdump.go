@@ -201,6 +201,9 @@ func (t *qmpTarget) DumpMemory(ctx context.Context, path string, opts HostDumpOp
 		args["format"] = "win-dmp"
 	}
 	if _, err := t.execute(ctx, "dump-guest-memory", args); err != nil {
+		if ctx.Err() != nil { // interrupted, not refused: keep the cause (exit 130)
+			return fmt.Errorf("dump: %w", err)
+		}
 		return t.dumpFailed(ctx, err.Error(), opts.Format)
 	}
 	tick := time.NewTicker(opts.Poll)
