@@ -26,7 +26,7 @@ func TestAgent(t *testing.T) {
 	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
 		t.Fatal(err)
 	}
-	if o := g.Observations(0); !strings.Contains(observed(o, "agent"), "agent started /dev/ttyS2") {
+	if o := g.Observations(0); !strings.Contains(observed(o, "agent"), "agent started /dev/vport") {
 		t.Fatalf("agent: %s", observed(o, "agent"))
 	}
 	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
