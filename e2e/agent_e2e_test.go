@@ -130,25 +130,8 @@ func TestAgentExecTrigger(t *testing.T) {
 		PVPanic: true, Disks: []harness.Disk{{Path: disk, Format: "qcow2"}},
 		Mode: "windows", AllowReboot: true, Agent: true,
 	})
-	// qemu-ga must have its serial port open before crashkey's single handshake.
-	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
-		t.Fatal(err)
-	}
-	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		ag, err := tg.Agent(ctx, g.AgentAddr())
-		if err == nil {
-			ag.Close()
-			break
-		}
-		if i == 10 {
-			t.Fatal(err)
-		}
-	}
-	tg.Close()
+	// qemu-ga must have its port open before crashkey's single handshake.
+	waitAgent(t, ctx, g, 0)
 	mark := g.Mark()
 	rep, _ := winRun(t, ctx, g, disk, 0, "--agent", g.AgentAddr(), "--trigger", "exec:notmyfault")
 	sum := winWantDump(t, ctx, rep, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
