@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -26,7 +27,7 @@ func TestAgent(t *testing.T) {
 	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
 		t.Fatal(err)
 	}
-	if o := g.Observations(0); !strings.Contains(observed(o, "agent"), "agent started /dev/ttyS2") {
+	if o := g.Observations(0); !strings.Contains(observed(o, "agent"), "agent started /dev/vport") {
 		t.Fatalf("agent: %s", observed(o, "agent"))
 	}
 	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
@@ -129,25 +130,8 @@ func TestAgentExecTrigger(t *testing.T) {
 		PVPanic: true, Disks: []harness.Disk{{Path: disk, Format: "qcow2"}},
 		Mode: "windows", AllowReboot: true, Agent: true,
 	})
-	// qemu-ga must have its serial port open before crashkey's single handshake.
-	if _, err := g.WaitFor(ctx, 0, func(o harness.Observation) bool { return o.Kind == "agent" }); err != nil {
-		t.Fatal(err)
-	}
-	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		ag, err := tg.Agent(ctx, g.AgentAddr())
-		if err == nil {
-			ag.Close()
-			break
-		}
-		if i == 10 {
-			t.Fatal(err)
-		}
-	}
-	tg.Close()
+	// qemu-ga must have its port open before crashkey's single handshake.
+	waitAgent(t, ctx, g, 0)
 	mark := g.Mark()
 	rep, _ := winRun(t, ctx, g, disk, 0, "--agent", g.AgentAddr(), "--trigger", "exec:notmyfault")
 	sum := winWantDump(t, ctx, rep, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
@@ -158,4 +142,113 @@ func TestAgentExecTrigger(t *testing.T) {
 	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
 		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
 	}
+}
+
+// TestAgentArmReboot: an unarmed stand-in Windows guest is armed through its real qemu-ga and
+// crashed with keys, as a user arms a running Windows guest: preflight --live says it is not
+// armed; arm --apply --reboot writes the values (the stand-in keeps them on its disk, reg
+// query shows them at once) and restarts it; at the next boot the keyboard model is armed,
+// preflight --live says so, and crashkey run's keys crash it and the dump is pulled and
+// checked.
+func TestAgentArmReboot(t *testing.T) {
+	ctx := testCtx(t, 6*time.Minute)
+	disk := winDisk(t, ctx, "--unarmed")
+	g := bootGuest(t, ctx, harness.Config{
+		PVPanic: true, Disks: []harness.Disk{{Path: disk, Format: "qcow2"}},
+		Mode: "windows", AllowReboot: true, Agent: true,
+	})
+	if l := winLine(t, g, 0, "driver=i8042prt"); winField(l, "armed") != "false" {
+		t.Fatalf("the unarmed disk boots armed: %s", l)
+	}
+	waitAgent(t, ctx, g, 0)
+	target := []string{"--qmp", g.QMPAddr(), "--agent", g.AgentAddr()}
+
+	rep := livePreflight(t, ctx, 1, target)
+	if rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpNone {
+		t.Errorf("preflight --live before arming: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
+	}
+
+	n := len(g.Observations(0))
+	out := mustCrashkey(t, ctx, 0, append([]string{"arm", "--apply", "--reboot", "--reboot-timeout", "3m", "--json"}, target...)...)
+	var r live.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil || !r.Rebooted || r.RebootNeeded || len(r.Checks) == 0 {
+		t.Fatalf("arm --apply --reboot: %v\n%s", err, out)
+	}
+	if _, err := g.WaitFor(ctx, n, func(o harness.Observation) bool { return o.Kind == "boot" }); err != nil {
+		t.Fatalf("no second boot: %v", err)
+	}
+	// The next boot read the imported values from the disk: the keyboard model is armed.
+	winWait(t, ctx, g, n, "move ")
+	if l := winLine(t, g, n, "controlset="); winField(l, "imported") == "0" {
+		t.Errorf("second boot: %s", l)
+	}
+	if l := winLine(t, g, n, "driver=i8042prt"); winField(l, "armed") != "true" {
+		t.Fatalf("second boot: %s", l)
+	}
+	waitAgent(t, ctx, g, n)
+	rep = livePreflight(t, ctx, 0, target)
+	if !rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpKernel {
+		t.Errorf("preflight --live after the reboot: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
+	}
+
+	// The stand-in keeps imported values beside its SYSTEM hive (standin.RegStatePath), not in
+	// it as Windows does, so run's offline preflight of the disk still reads the unarmed hive:
+	// --force goes on, and the keys that fire show the armed keyboard model.
+	mark := g.Mark()
+	wr, _ := winRun(t, ctx, g, disk, 0, "--force")
+	sum := winWantDump(t, ctx, wr, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
+	if f := winWait(t, ctx, g, mark, "fired ").Line; !strings.Contains(f, "bus=ps2") {
+		t.Errorf("guest: %s", f)
+	}
+	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
+		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
+	}
+}
+
+// waitAgent waits until the guest's qemu-ga (started at or after observation from) answers a
+// handshake: what reaches its port before it set the port up is lost.
+func waitAgent(t *testing.T, ctx context.Context, g *harness.Guest, from int) {
+	t.Helper()
+	o, err := g.WaitFor(ctx, from, func(o harness.Observation) bool { return o.Kind == "agent" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.Line, "agent started /dev/vport") {
+		t.Fatalf("agent: %s", o.Line)
+	}
+	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	for i := 0; ; i++ {
+		ag, err := tg.Agent(ctx, g.AgentAddr())
+		if err == nil {
+			ag.Close()
+			return
+		}
+		if i == 10 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// livePreflight runs crashkey preflight --live --json and decodes its report.
+func livePreflight(t *testing.T, ctx context.Context, code int, target []string) *registry.Report {
+	t.Helper()
+	out := mustCrashkey(t, ctx, code, append([]string{"preflight", "--live", "--json"}, target...)...)
+	var rep registry.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Settings == nil {
+		t.Fatalf("preflight --live --json: %v\n%s", err, out)
+	}
+	return &rep
+}
+
+func hasProblem(rep *registry.Report, id string) bool {
+	for _, p := range rep.Problems {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
 }

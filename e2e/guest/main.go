@@ -26,7 +26,9 @@
 //	                              or both
 //	crashkey.disk=/dev/vda        windows mode: the stand-in Windows disk
 //	crashkey.ntfscp=/bin/ntfscp   windows mode: ntfs-3g's ntfscp (harness.Build puts it there)
-//	crashkey.agent=/dev/ttyS2     run qemu-ga on this serial port (harness.Config.Agent)
+//	crashkey.agent=auto|off       run qemu-ga on the virtio-serial port org.qemu.guest_agent.0
+//	                              when there is one (auto, the default); off plays an image
+//	                              without the agent installed
 //
 // /init never exits: PID 1 exiting panics the kernel.
 package main

@@ -81,9 +81,10 @@ type Config struct {
 	Accel string
 	// AllowReboot keeps QEMU running when the guest reboots (default: -no-reboot, QEMU exits).
 	AllowReboot bool
-	// Agent runs Debian's qemu-ga in the guest (packed into the initramfs by Build) on a
-	// third serial port (ttyS2: the guest kernel has no virtio_console module), behind the
-	// socket Guest.AgentAddr names (-chardev socket,…,server=on,wait=off -serial chardev:qga0).
+	// Agent adds the guest agent's channel as Windows guests have it: a virtio-serial port
+	// named org.qemu.guest_agent.0 behind the socket Guest.AgentAddr names (libvirt: a unix
+	// <channel> of that name). The guest /init runs Debian's qemu-ga (packed into the
+	// initramfs by Build) on it.
 	Agent bool
 	// QEMU is the emulator binary (default "qemu-system-x86_64").
 	QEMU string
@@ -189,9 +190,6 @@ func (c Config) KernelCmdline() string {
 	if len(c.Ignore) > 0 {
 		parts = append(parts, "crashkey.ignore="+strings.Join(c.Ignore, ","))
 	}
-	if c.Agent {
-		parts = append(parts, "crashkey.agent=/dev/ttyS2")
-	}
 	if s := strings.TrimSpace(c.Append); s != "" {
 		parts = append(parts, s)
 	}
@@ -206,7 +204,7 @@ type Paths struct {
 	Console string
 	// Data is the file behind ttyS1 (the recorder's observation lines).
 	Data string
-	// Agent is the guest agent's socket, behind ttyS2 (with Config.Agent).
+	// Agent is the guest agent channel's socket (with Config.Agent).
 	Agent string
 }
 
@@ -226,7 +224,9 @@ func (c Config) QEMUArgs(p Paths) []string {
 		"-qmp", "unix:" + p.QMP + ",server=on,wait=off",
 	}
 	if c.Agent {
-		a = append(a, "-chardev", "socket,id=qga0,path="+p.Agent+",server=on,wait=off", "-serial", "chardev:qga0")
+		a = append(a, "-chardev", "socket,id=qga0,path="+p.Agent+",server=on,wait=off",
+			"-device", "virtio-serial-pci,id=vser0",
+			"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0")
 	}
 	if !c.AllowReboot {
 		a = append(a, "-no-reboot")

@@ -53,6 +53,9 @@ type Machine struct {
 	Dedicated *DiskFile `json:"dedicated,omitempty"`
 	// Problems lists what stops a dump or a hotkey on this machine, for the log.
 	Problems []string `json:"problems,omitempty"`
+	// Imported counts the keys "reg import" wrote since the disk was built (RegStatePath),
+	// applied over the hive at this boot.
+	Imported int `json:"imported,omitempty"`
 	// Settings are the raw values read from the hive.
 	Settings *registry.Settings `json:"-"`
 }
@@ -143,7 +146,7 @@ func (m *Machine) Lines() []string {
 	lines := []string{
 		fmt.Sprintf("disk=%s format=%s scheme=%s volume=%d start=%d size=%d cluster=%d",
 			m.Device, m.Format, m.Scheme, m.Volume.Index, m.Volume.Start, m.Volume.Size, m.ClusterSize),
-		fmt.Sprintf("controlset=ControlSet%03d product=%s client=%t", m.ControlSet, orDash(m.ProductType), m.Client),
+		fmt.Sprintf("controlset=ControlSet%03d product=%s client=%t imported=%d", m.ControlSet, orDash(m.ProductType), m.Client, m.Imported),
 	}
 	for _, d := range m.Drivers {
 		s := fmt.Sprintf("driver=%s present=%t armed=%t source=%q", d.Driver, d.Present, d.Armed, d.Source)
@@ -213,6 +216,12 @@ func LoadVolume(dev string, partition int) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("standin: %s: %s: %w", dev, registry.SystemHivePath, err)
 	}
+	// What reg import wrote while the stand-in ran takes effect now, at boot.
+	st, err := loadVolumeState(fs)
+	if err != nil {
+		return nil, fmt.Errorf("standin: %s: %w", dev, err)
+	}
+	applyState(s, st)
 	m := &Machine{
 		Device:      dev,
 		Format:      img.Format(),
@@ -223,6 +232,7 @@ func LoadVolume(dev string, partition int) (*Machine, error) {
 		ProductType: s.ProductType,
 		Client:      s.Client(),
 		Settings:    s,
+		Imported:    len(st.Keys),
 	}
 	for _, d := range hid.Drivers {
 		ds := s.Driver(d)

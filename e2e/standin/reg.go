@@ -24,13 +24,19 @@ type RegState struct {
 type RegStateKey struct {
 	Path   string              `json:"path"`
 	Values map[string]RegEntry `json:"values"` // lower-case name → value
+	// Deleted: the .reg deleted the key ([-KEY]) and did not create it again. Cleared: it
+	// was deleted at some point, so what the hive holds under it is gone (Registry).
+	Deleted bool `json:"deleted,omitempty"`
+	Cleared bool `json:"cleared,omitempty"`
 }
 
-// RegEntry is one value as reg.exe query prints it.
+// RegEntry is one value as reg.exe query prints it; Deleted marks a value the .reg deleted
+// ("NAME"=-), which hides the hive's value of that name (Registry).
 type RegEntry struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Data string `json:"data"`
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Data    string `json:"data"`
+	Deleted bool   `json:"deleted,omitempty"`
 }
 
 // RegErrNotFound is reg.exe query's message for a missing key.
@@ -46,18 +52,34 @@ func LoadRegState(path string) (*RegState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseRegState(b, path)
+}
+
+// parseRegState reads a state file's contents (name: where it came from, for errors).
+func parseRegState(b []byte, name string) (*RegState, error) {
+	s := &RegState{}
 	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if s.Keys == nil {
 		s.Keys = map[string]*RegStateKey{}
 	}
+	for _, k := range s.Keys {
+		if k == nil {
+			return nil, fmt.Errorf("%s: a key without contents", name)
+		}
+		if k.Values == nil {
+			k.Values = map[string]RegEntry{}
+		}
+	}
 	return s, nil
 }
 
+func (s *RegState) marshal() ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
+
 // Save writes the state file atomically.
 func (s *RegState) Save(path string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := s.marshal()
 	if err != nil {
 		return err
 	}
@@ -90,6 +112,7 @@ func (s *RegState) Import(reg []byte) error {
 					delete(s.Keys, name)
 				}
 			}
+			s.Keys[lk] = &RegStateKey{Path: path, Values: map[string]RegEntry{}, Deleted: true, Cleared: true}
 			continue
 		}
 		key := s.Keys[lk]
@@ -97,35 +120,52 @@ func (s *RegState) Import(reg []byte) error {
 			key = &RegStateKey{Path: path, Values: map[string]RegEntry{}}
 			s.Keys[lk] = key
 		}
+		key.Deleted = false
 		for _, v := range k.Values {
 			switch {
 			case v.Delete:
-				delete(key.Values, strings.ToLower(v.Name))
+				key.Values[strings.ToLower(v.Name)] = RegEntry{Name: v.Name, Deleted: true}
 			case v.DWORD != nil:
-				key.Values[strings.ToLower(v.Name)] = RegEntry{v.Name, v.Type, fmt.Sprintf("0x%x", *v.DWORD)}
+				key.Values[strings.ToLower(v.Name)] = RegEntry{Name: v.Name, Type: v.Type, Data: fmt.Sprintf("0x%x", *v.DWORD)}
 			case v.String != nil:
-				key.Values[strings.ToLower(v.Name)] = RegEntry{v.Name, v.Type, *v.String}
+				key.Values[strings.ToLower(v.Name)] = RegEntry{Name: v.Name, Type: v.Type, Data: *v.String}
 			}
 		}
 	}
 	return nil
 }
 
-// Query prints a key as reg.exe query KEY does, or reports false when it does not exist.
+// Query prints a key as reg.exe query KEY does, or reports false when it does not exist: the
+// state alone, without a hive below it (Registry.Query has both).
 func (s *RegState) Query(key string) (string, bool) {
 	k := s.Keys[strings.ToLower(normKey(key))]
-	if k == nil {
+	if k == nil || k.Deleted {
 		return "", false
 	}
+	vals := map[string]RegEntry{}
+	for n, v := range k.Values {
+		if !v.Deleted {
+			vals[n] = v
+		}
+	}
+	return formatQuery(k.Path, vals), true
+}
+
+// formatQuery prints the values of key as reg.exe query KEY does.
+func formatQuery(key string, vals map[string]RegEntry) string {
+	path := normKey(key)
+	if rest, ok := strings.CutPrefix(path, "HKLM"); ok {
+		path = "HKEY_LOCAL_MACHINE" + rest
+	}
 	var b strings.Builder
-	b.WriteString("\r\n" + strings.Replace(k.Path, "HKLM", "HKEY_LOCAL_MACHINE", 1) + "\r\n")
-	names := make([]string, 0, len(k.Values))
-	for n := range k.Values {
+	b.WriteString("\r\n" + path + "\r\n")
+	names := make([]string, 0, len(vals))
+	for n := range vals {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		v := k.Values[n]
+		v := vals[n]
 		name := v.Name
 		if name == "" {
 			name = "(Default)"
@@ -133,5 +173,5 @@ func (s *RegState) Query(key string) (string, bool) {
 		fmt.Fprintf(&b, "    %s    %s    %s\r\n", name, v.Type, v.Data)
 	}
 	b.WriteString("\r\n")
-	return b.String(), true
+	return b.String()
 }

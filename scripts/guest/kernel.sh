@@ -7,15 +7,17 @@
 #   CRASHKEY_KERNEL_VERSION=6.1.0-56-amd64 scripts/guest/kernel.sh
 #
 # Output layout (${CRASHKEY_CACHE:-$HOME/.cache/crashkey}/guest/kernel-<ver>/):
+#   (directory kernel-<ver>-<hash of the module list>/)
 #   vmlinuz  config  modules/<name>.ko  modules.order (load order, one file name per line)  version
 set -euo pipefail
 
 cache="${CRASHKEY_CACHE:-$HOME/.cache/crashkey}/guest"
 
-# Load order that works (qemu-observed.md), plus virtio_blk for the guest's disks.
+# Load order that works (qemu-observed.md), plus virtio_blk for the guest's disks and virtio_console
+# for the guest agent's virtio-serial port (org.qemu.guest_agent.0, as Windows guests have it).
 modules=(
   usb-common usbcore xhci-hcd xhci-pci uhci-hcd ehci-hcd ehci-pci hid usbhid hid-generic serio_raw evdev
-  virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_input virtio_blk
+  virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_input virtio_blk virtio_console
   pvpanic pvpanic-mmio pvpanic-pci
 )
 
@@ -40,9 +42,12 @@ if [ -z "$ver" ]; then
 fi
 
 want="$(printf '%s\n' "${modules[@]}")"
-cached() { [ -f "$cache/kernel-$1/complete" ] && [ "$(cat "$cache/kernel-$1/complete")" = "$want" ]; }
+# The cache directory is named after the kernel and the module list: a changed list gets a new
+# directory, and trees with different lists (branches) do not replace each other's kernel.
+mods="$(printf '%s' "$want" | sha256sum | cut -c1-8)"
+cached() { [ -f "$cache/kernel-$1-$mods/complete" ] && [ "$(cat "$cache/kernel-$1-$mods/complete")" = "$want" ]; }
 if cached "$ver"; then
-  echo "$cache/kernel-$ver"
+  echo "$cache/kernel-$ver-$mods"
   exit 0
 fi
 
@@ -61,7 +66,7 @@ if ! (cd "$work" && apt-get download "$pkg" >&2); then
     ver="$(resolve)"
     [ -n "$ver" ] || die "cannot find the kernel version after apt-get update"
     if cached "$ver"; then
-      echo "$cache/kernel-$ver"
+      echo "$cache/kernel-$ver-$mods"
       exit 0
     fi
     pkg="linux-image-$ver"
@@ -98,7 +103,7 @@ done
 echo "$ver" >"$work/out/version"
 printf '%s\n' "$want" >"$work/out/complete"
 
-dir="$cache/kernel-$ver"
+dir="$cache/kernel-$ver-$mods"
 rm -rf "$dir"
 mv -T "$work/out" "$dir" 2>/dev/null || [ -f "$dir/complete" ]  # a parallel run may have won
 echo "$dir"

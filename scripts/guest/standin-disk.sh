@@ -11,13 +11,15 @@
 #   Windows\MEMORY.DMP               only with --memory-dmp FILE (an older dump)
 # and room for MEMORY.DMP (the volume is 2 x pagefile + 16 MiB unless --volume-mib is given).
 #
-#   scripts/guest/standin-disk.sh OUT [--hotkey SPEC | --ctrl-scroll] [--driver LIST]
+#   scripts/guest/standin-disk.sh OUT [--hotkey SPEC | --ctrl-scroll | --unarmed] [--driver LIST]
 #       [--dump-type kernel|complete|automatic|active|small|none] [--client] [--no-autoreboot]
 #       [--no-overwrite] [--pagefile-mib N] [--volume-mib N] [--fragmented] [--memory-dmp FILE]
 #       [--dedicated-mib N] [--format qcow2|raw|volume]
 #
 #   --hotkey SPEC      any crashkey hotkey spec ("lshift+rshift+d", "0x02/0x3d"); default and
 #   --ctrl-scroll      --ctrl-scroll: Parameters\CrashOnCtrlScroll=1 (Right Ctrl + Scroll Lock)
+#   --unarmed          no `crashkey arm` at all: no crash hotkey, no CrashControl values (no dump);
+#                      arm it through the guest agent (crashkey arm --apply --reboot)
 #   --driver LIST      drivers to arm: i8042prt, kbdhid, hyperkbd, all (default i8042prt,kbdhid);
 #                      the i8042prt and kbdhid services exist either way, as on Windows
 #   --dump-type T      CrashControl (default kernel); none sets CrashDumpEnabled=0
@@ -39,17 +41,18 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 die() { echo "standin-disk: $*" >&2; exit 2; }
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; -*) die "the first argument is the output file, got $1" ;; esac
 out="$1"; shift
 hotkey=(); drivers="i8042prt,kbdhid"; dumptype=kernel; product=ServerNT
-autoreboot=(); overwrite=1; pf_mib=32; vol_mib=""; memdmp=""; format=""; fragmented=0; ded_mib=0
+autoreboot=(); overwrite=1; unarmed=0; pf_mib=32; vol_mib=""; memdmp=""; format=""; fragmented=0; ded_mib=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --hotkey) [ $# -ge 2 ] || die "--hotkey needs a spec"; hotkey=(--hotkey "$2"); shift ;;
     --ctrl-scroll) hotkey=() ;;
+    --unarmed) unarmed=1 ;;
     --driver) [ $# -ge 2 ] || die "--driver needs a list"; drivers="$2"; shift ;;
     --dump-type) [ $# -ge 2 ] || die "--dump-type needs a type"; dumptype="$2"; shift ;;
     --client) product=WinNT ;;
@@ -151,6 +154,7 @@ Windows Registry Editor Version 5.00
 REG
 "$ck" arm --control-set 1 "${hotkey[@]}" --driver "$drivers" --dump-type "$dumptype" "${autoreboot[@]}" "${dedicated[@]}" --format reg >"$work/arm.reg" ||
   die "crashkey arm refused the options (see above)"
+[ "$unarmed" = 0 ] || printf 'Windows Registry Editor Version 5.00\n\n' >"$work/arm.reg"
 {
   printf 'Windows Registry Editor Version 5.00\n\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\CrashControl]\n'
   [ "$overwrite" = 1 ] || printf '"Overwrite"=dword:00000000\n'
@@ -228,4 +232,4 @@ esac
 chmod 0644 "$tmp"
 mv -f "$tmp" "$out"
 tmp=""
-echo "standin-disk: wrote $out ($format; pagefile ${pf_mib} MiB, volume ${vol_mib} MiB, $product, dump type $([ "$nodump" = 1 ] && echo none || echo "$dumptype"))" >&2
+echo "standin-disk: wrote $out ($format; pagefile ${pf_mib} MiB, volume ${vol_mib} MiB, $product, dump type $([ "$nodump" = 1 ] && echo none || echo "$dumptype")$([ "$unarmed" = 1 ] && echo ", unarmed"))" >&2

@@ -2,9 +2,12 @@
 // binary under several names in its initramfs (e2e/harness packs it):
 //
 //   - reg: "reg import FILE" and "reg query KEY", closely enough for crashkey arm --apply and
-//     preflight --live through the real qemu-ga. The imported values are kept in the state
-//     file $CRASHKEY_REG_STATE (default /var/lib/crashkey/reg.json; package e2e/standin,
-//     RegState). Output and exit codes follow reg.exe: "The operation completed
+//     preflight --live through the real qemu-ga. On the stand-in Windows guest
+//     (crashkey.mode=windows) reg works on its disk's registry (package e2e/standin,
+//     Registry): query shows the hives with the imported values on top at once, import keeps
+//     the values on the disk (written with ntfscp) and the guest applies them at its next
+//     boot. Elsewhere the values are kept in the state file $CRASHKEY_REG_STATE (default
+//     /var/lib/crashkey/reg.json; RegState). Output and exit codes follow reg.exe: "The operation completed
 //     successfully." and 0, or "ERROR: …" on stderr and 1.
 //   - rm FILE…, cat FILE…: what crashkey runs on a Linux guest through guest-exec.
 //   - shutdown -r …: what qemu-ga's guest-shutdown mode reboot runs: sync, then reboot.
@@ -13,12 +16,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -109,16 +114,72 @@ func shutdown(args []string) int {
 	return 0
 }
 
-func run(args []string) int {
-	path := os.Getenv("CRASHKEY_REG_STATE")
-	if path == "" {
-		path = "/var/lib/crashkey/reg.json"
+// regStore is where reg keeps the registry: the stand-in's disk (windows mode) or a state file.
+type regStore interface {
+	Import(reg []byte) error
+	Query(key string) (string, bool)
+	save() error
+}
+
+// fileStore is a RegState in a file, without a hive below it.
+type fileStore struct {
+	*standin.RegState
+	path string
+}
+
+func (f fileStore) save() error { return f.RegState.Save(f.path) }
+
+// diskStore is the stand-in Windows guest's live registry: its disk's hives with the imported
+// values on top, kept on the disk (standin.RegStatePath) and applied at its next boot.
+type diskStore struct {
+	*standin.Registry
+	ntfscp string
+}
+
+func (d diskStore) save() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return d.Registry.Save(ctx, d.ntfscp, os.TempDir())
+}
+
+// openStore picks the store: $CRASHKEY_REG_STATE when set; the disk (crashkey.disk=,
+// default /dev/vda) when the kernel command line says crashkey.mode=windows; otherwise
+// /var/lib/crashkey/reg.json (in the initramfs: gone at the next boot).
+func openStore() (regStore, error) {
+	if path := os.Getenv("CRASHKEY_REG_STATE"); path != "" {
+		st, err := standin.LoadRegState(path)
+		return fileStore{st, path}, err
 	}
+	params := map[string]string{}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				params[k] = v
+			}
+		}
+	}
+	if params["crashkey.mode"] == "windows" {
+		dev, ntfscp := params["crashkey.disk"], params["crashkey.ntfscp"]
+		if dev == "" {
+			dev = "/dev/vda"
+		}
+		if ntfscp == "" {
+			ntfscp = "/bin/ntfscp"
+		}
+		r, err := standin.OpenRegistry(dev)
+		return diskStore{r, ntfscp}, err
+	}
+	path := "/var/lib/crashkey/reg.json"
+	st, err := standin.LoadRegState(path)
+	return fileStore{st, path}, err
+}
+
+func run(args []string) int {
 	fail := func(msg string) int { fmt.Fprintln(os.Stderr, "ERROR: "+msg); return 1 }
 	if len(args) != 2 {
 		return fail("Invalid syntax.\r\nType \"REG IMPORT /?\" or \"REG QUERY /?\" for usage.")
 	}
-	st, err := standin.LoadRegState(path)
+	st, err := openStore()
 	if err != nil {
 		return fail("Error accessing the registry: " + err.Error())
 	}
@@ -131,7 +192,7 @@ func run(args []string) int {
 		if err := st.Import(b); err != nil {
 			return fail("Error accessing the registry: " + err.Error())
 		}
-		if err := st.Save(path); err != nil {
+		if err := st.save(); err != nil {
 			return fail("Error accessing the registry: " + err.Error())
 		}
 		fmt.Println("The operation completed successfully.")
