@@ -224,8 +224,8 @@ var ErrNoPool = errors.New("the disk is in no storage pool")
 type VolumeOptions struct {
 	// BlockSize is the unit of download and caching (default 1 MiB).
 	BlockSize int
-	// CacheBlocks bounds the cache (default 12 blocks); sequential reads fetch up to
-	// CacheBlocks/3 blocks in one download.
+	// CacheBlocks bounds the cache (default 12 blocks); the stream of a sequential read
+	// runs at most CacheBlocks/2 blocks (and the one being filled) ahead of the reader.
 	CacheBlocks int
 }
 

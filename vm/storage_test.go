@@ -338,4 +338,26 @@ func TestStallTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stalled: no data for 100ms after 2 bytes") {
 		t.Fatalf("stalled stream: %v", err)
 	}
+	// A writer held by its reader for longer than the bound is not stalled; one its reader
+	// cut off is aborted at once.
+	st := &vstream{cut: make(chan struct{})}
+	st.held.Store(true)
+	pw = &progressWriter{w: st}
+	released := make(chan struct{})
+	err = withStallTimeout(ctx, 50*time.Millisecond, pw, func() error {
+		time.Sleep(300 * time.Millisecond)
+		return nil
+	}, func() { t.Error("a held stream was aborted") })
+	if err != nil {
+		t.Fatalf("held stream: %v", err)
+	}
+	start := time.Now()
+	time.AfterFunc(20*time.Millisecond, func() { close(st.cut) })
+	err = withStallTimeout(ctx, time.Hour, pw, func() error {
+		<-released
+		return libvirt.ErrInterrupted
+	}, func() { close(released) })
+	if !errors.Is(err, errLeft) || time.Since(start) > 30*time.Second {
+		t.Fatalf("cut stream: %v after %v", err, time.Since(start))
+	}
 }
