@@ -148,7 +148,12 @@ func TestVolumeBackpressure(t *testing.T) {
 			t.Fatalf("block %d: %v", i, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // the stream runs as far as it may
+	for end := time.Now().Add(5 * time.Second); v.buffered() < 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d blocks buffered ahead after 5 s, want the window of 4", v.buffered())
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // would it run further?
 	if s := sent.Load(); s > (8+4+1)*bs {
 		t.Errorf("the stream sent %d bytes (%d blocks) with 8 read: more than the 4-block window and one block ahead", s, s/bs)
 	}
