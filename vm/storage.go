@@ -224,8 +224,8 @@ var ErrNoPool = errors.New("the disk is in no storage pool")
 type VolumeOptions struct {
 	// BlockSize is the unit of download and caching (default 1 MiB).
 	BlockSize int
-	// CacheBlocks bounds the cache (default 12 blocks); sequential reads fetch up to
-	// CacheBlocks/3 blocks in one download.
+	// CacheBlocks bounds the cache (default 12 blocks); the stream of a sequential read
+	// runs at most CacheBlocks/2 blocks (and the one being filled) ahead of the reader.
 	CacheBlocks int
 }
 
@@ -310,9 +310,28 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// held is true while the writer waits for its reader (backpressure, not a stalled network).
+func (p *progressWriter) held() bool {
+	h, ok := p.w.(interface{ Held() bool })
+	return ok && h.Held()
+}
+
+// cut is closed when the writer's reader gives the download up (nil: never).
+func (p *progressWriter) cut() <-chan struct{} {
+	if c, ok := p.w.(interface{ Cut() <-chan struct{} }); ok {
+		return c.Cut()
+	}
+	return nil
+}
+
 // withStallTimeout runs f (a stream) until it returns, ctx ends or no byte arrives for stall:
-// a long download is fine as long as it moves. On a stall or ctx's end it calls abort (which
-// must unblock f) and returns an error.
+// a long download is fine as long as it moves, or waits for its reader. On a stall, ctx's
+// end or the writer's cut it calls abort (which must unblock f) and returns an error.
+//
+// A download is never ended by an error from its writer: go-libvirt's reader holds its
+// routing lock while it hands the next packet of the stream over, so a call that returned
+// early would leave it blocked and the connection dead. Dropping the connection is the way
+// out.
 func withStallTimeout(ctx context.Context, stall time.Duration, pw *progressWriter, f func() error, abort func()) error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
@@ -323,11 +342,14 @@ func withStallTimeout(ctx context.Context, stall time.Duration, pw *progressWrit
 		select {
 		case err := <-done:
 			return err
+		case <-pw.cut():
+			abort()
+			return errLeft
 		case <-ctx.Done():
 			abort()
 			return fmt.Errorf("download: %w", ctx.Err())
 		case <-tick.C:
-			if n := pw.n.Load(); n != last {
+			if n := pw.n.Load(); n != last || pw.held() {
 				last, since = n, time.Now()
 			} else if time.Since(since) > stall {
 				abort()
@@ -339,8 +361,16 @@ func withStallTimeout(ctx context.Context, stall time.Duration, pw *progressWrit
 
 // Volume is a storage volume read through virStorageVolDownload, by byte ranges, behind a
 // bounded block cache: an io.ReaderAt with Size and Name (a disk.Source). Only the blocks a
-// reader asks for travel; runs of sequential misses are fetched in one download. It never
-// writes to the volume. Safe for concurrent use (reads are serialized).
+// reader asks for travel. A miss starts one download (a stream) from the missing block;
+// while the reader goes on sequentially the stream goes on too, one span after the other, each
+// twice as long as the one before (up to 64 MiB), so a long sequential read is a few long
+// streams as virsh vol-download's one, not one round trip per block. The stream writes into a
+// window of at most CacheBlocks/2 blocks ahead of the reader and then waits for it
+// (backpressure: the daemon's sending pauses, nothing piles up in memory), so the volume
+// holds at most CacheBlocks cached blocks plus that window plus the block being filled,
+// recycling their buffers. A read elsewhere leaves the stream: a short rest is drained in the
+// background, a long one ends by dropping the connection. It never writes to the volume.
+// Safe for concurrent use (reads are serialized).
 //
 // Downloads are plain streams: go-libvirt's stream reader cannot tell the hole packets of
 // VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM from data, so that flag is not used.
@@ -349,31 +379,36 @@ type Volume struct {
 	size    int64
 	bs      int64
 	max     int
+	window  int
+	span    int64 // the longest download, in bytes
+	drain   int64 // the most a left stream may owe to be drained
 	fetch   DownloadFunc
 	storage *Storage
+	pool    bufPool
 
 	mu       sync.Mutex
 	blocks   map[int64]*cblock
 	tick     uint64
-	lastMiss int64
-	run      int
+	lastMiss int64 // the last block taken from a stream
+	run      int64 // the current span's length, in blocks
 	fetched  int64
-	ahead    *readAhead // the download of the next sequential run, running beside the reader
-}
-
-// readAhead is a download started in the background after a sequential miss.
-type readAhead struct {
-	first, count int64 // blocks
-	n            int64 // bytes
-	done         chan struct{}
-	buf          []byte
-	err          error
+	st       *vstream       // the stream the reader follows, if any
+	leaving  sync.WaitGroup // streams left behind (draining or ending)
 }
 
 type cblock struct {
 	data []byte
 	used uint64
 }
+
+// maxSpan bounds one download: what a stream may still owe when the reader leaves it.
+const maxSpan = 64 << 20
+
+// drainMax is the most a left stream may still owe to be drained rather than cut.
+const drainMax = 8 << 20
+
+// errLeft: the reader left the stream and its download was cut off.
+var errLeft = errors.New("the reader left the stream")
 
 // DownloadFunc writes the n bytes of a volume at off to w (virStorageVolDownload).
 type DownloadFunc func(w io.Writer, off, n int64) error
@@ -394,8 +429,9 @@ func newVolume(name string, size int64, opts VolumeOptions, fetch DownloadFunc) 
 	if opts.CacheBlocks < 3 {
 		opts.CacheBlocks = 3
 	}
-	return &Volume{name: name, size: size, bs: int64(opts.BlockSize), max: opts.CacheBlocks, fetch: fetch,
-		blocks: map[int64]*cblock{}, lastMiss: -2}
+	return &Volume{name: name, size: size, bs: int64(opts.BlockSize), max: opts.CacheBlocks, window: max(opts.CacheBlocks/2, 1),
+		span: maxSpan, drain: drainMax, fetch: fetch, blocks: map[int64]*cblock{}, lastMiss: -2,
+		pool: bufPool{size: opts.BlockSize, keep: opts.CacheBlocks/2 + 2}}
 }
 
 // Name is the volume's path on the daemon's host.
@@ -404,7 +440,8 @@ func (v *Volume) Name() string { return v.name }
 // Size is the volume's physical size (the file's length).
 func (v *Volume) Size() int64 { return v.size }
 
-// Fetched is the number of volume bytes downloaded so far.
+// Fetched is the number of volume bytes downloaded so far (for the reader: drained bytes of
+// a left stream are not counted).
 func (v *Volume) Fetched() int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -414,15 +451,13 @@ func (v *Volume) Fetched() int64 {
 // Storage is the storage the volume was opened from (to open its backing files).
 func (v *Volume) Storage() *Storage { return v.storage }
 
-// Close drops the cache. The connection belongs to the target.
+// Close ends the volume's stream and drops the cache. The connection belongs to the target.
 func (v *Volume) Close() error {
 	v.mu.Lock()
-	if v.ahead != nil {
-		<-v.ahead.done
-		v.ahead = nil
-	}
+	v.leave()
 	v.blocks = map[int64]*cblock{}
 	v.mu.Unlock()
+	v.leaving.Wait()
 	return nil
 }
 
@@ -448,125 +483,132 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// block returns cached block i, downloading it (with the next ones, when reads run
-// sequentially) on a miss.
+// blockLen is the length of block i (the last one may be short).
+func (v *Volume) blockLen(i int64) int64 { return min(v.bs, v.size-i*v.bs) }
+
+// block returns cached block i, or takes it from the stream, starting one on a miss.
 func (v *Volume) block(i int64) (*cblock, error) {
 	v.tick++
 	if b, ok := v.blocks[i]; ok {
 		b.used = v.tick
 		return b, nil
 	}
-	// A read-ahead runs: wait for it (it takes no lock), keep what it brought.
-	if a := v.ahead; a != nil {
-		<-a.done
-		v.ahead = nil
-		if a.err == nil {
-			v.store(a.first, a.count, a.n, a.buf)
-			if b, ok := v.blocks[i]; ok {
-				b.used = v.tick
-				v.run = min(max(v.run*2, 2), v.max/3)
-				v.startAhead()
-				return b, nil
+	var carry *vstream // a stream that ended early: its partial block is resumed
+	failed := false
+	for {
+		st := v.st
+		if st != nil && st.next != i {
+			v.leave()
+			st = nil
+		}
+		if st == nil {
+			st = v.start(i, carry)
+		}
+		data, err := st.take()
+		if data != nil && st.next >= st.end {
+			// The span's last block: it counts once the download ended well (an overlong
+			// stream or a failed end is not trusted).
+			<-st.done
+			v.st = nil
+			if err = st.err; err != nil {
+				v.pool.put(data)
+				data = nil
 			}
 		}
+		if data != nil {
+			v.fetched += int64(len(data))
+			v.lastMiss = i
+			v.put(i, data)
+			return v.blocks[i], nil
+		}
+		// The stream ended before block i.
+		v.st = nil
+		if err == nil {
+			if st.pos == st.off {
+				return nil, fmt.Errorf("volume %s: short download: %d of %d bytes at %d (the volume shrank, or the stream ended early)",
+					v.name, st.off-st.begin, st.endOff-st.begin, st.begin)
+			}
+			slog.Debug("volume: download ended early; resuming", "volume", v.name, "at", st.pos, "missing", st.endOff-st.pos)
+			carry = st
+			continue
+		}
+		if failed {
+			return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, st.endOff-st.pos, st.pos, err)
+		}
+		// Tried once more (the storage connection is redialled), from block i.
+		failed, carry = true, nil
+		v.pool.put(st.fill)
 	}
-	// Sequential misses widen the download: 1, 2, 4, … blocks, up to a third of the cache.
+}
+
+// start begins a download at block i: one block after a random miss, twice the last span
+// when the reader goes on sequentially, up to the first cached block. carry is a stream that
+// ended early within block i: the new one resumes at its byte.
+func (v *Volume) start(i int64, carry *vstream) *vstream {
 	if i == v.lastMiss+1 {
-		v.run = min(max(v.run*2, 2), v.max/3)
+		v.run = min(max(v.run*2, 2), max(v.span/v.bs, 1))
 	} else {
 		v.run = 1
 	}
-	count := v.runFrom(i, int64(v.run))
-	off := i * v.bs
-	n := min(count*v.bs, v.size-off)
-	buf, err := v.download(off, n)
-	if err != nil {
-		return nil, err
-	}
-	v.store(i, count, n, buf)
-	if v.run >= 2 {
-		v.startAhead()
-	}
-	return v.blocks[i], nil
-}
-
-// runFrom is how many of the count blocks from i are to be fetched: up to the first one
-// cached or past the end.
-func (v *Volume) runFrom(i, count int64) int64 {
-	for j := int64(1); j < count; j++ {
-		if _, ok := v.blocks[i+j]; ok || (i+j)*v.bs >= v.size {
-			return j
+	count := int64(1)
+	for ; count < v.run; count++ {
+		if _, ok := v.blocks[i+count]; ok || (i+count)*v.bs >= v.size {
+			break
 		}
 	}
-	return count
-}
-
-// store caches the count blocks of a download of n bytes starting at block first.
-func (v *Volume) store(first, count, n int64, buf []byte) {
-	v.fetched += n
-	v.lastMiss = first + count - 1
-	for j := int64(0); j < count; j++ {
-		end := min((j+1)*v.bs, n)
-		v.put(first+j, buf[j*v.bs:end:end])
+	st := &vstream{pool: &v.pool, bs: v.bs, size: v.size, window: v.window, next: i, end: i + count,
+		begin: i * v.bs, endOff: min((i+count)*v.bs, v.size), done: make(chan struct{}), cut: make(chan struct{})}
+	st.cond.L = &st.mu
+	st.off, st.pos, st.fillIdx = st.begin, st.begin, i
+	if carry != nil {
+		st.begin, st.fill, st.filled = carry.begin, carry.fill, carry.filled
+		st.off = carry.pos
+		st.pos = carry.pos
 	}
-}
-
-// startAhead downloads the next sequential run in the background, so that the network works
-// while the reader consumes what it has.
-func (v *Volume) startAhead() {
-	first := v.lastMiss + 1
-	if first*v.bs >= v.size {
-		return
-	}
-	if _, ok := v.blocks[first]; ok {
-		return
-	}
-	count := v.runFrom(first, int64(max(v.run, 1)))
-	off := first * v.bs
-	a := &readAhead{first: first, count: count, n: min(count*v.bs, v.size-off), done: make(chan struct{})}
-	v.ahead = a
+	v.st = st
 	go func() {
-		defer close(a.done)
-		a.buf, a.err = v.download(off, a.n)
+		defer close(st.done)
+		err := v.fetch(st, st.off, st.endOff-st.off)
+		st.finish(err)
 	}()
+	return st
 }
 
-// download reads the n bytes at off. A stream that ends early is resumed where it stopped
-// (as long as each download brings something); a failed download is tried once more (the
-// storage connection is redialled), into a new buffer: an aborted stream may still be writing
-// into the old one.
-func (v *Volume) download(off, n int64) ([]byte, error) {
-	buf := make([]byte, n)
-	var got int64
-	failed := false
-	for got < n {
-		w := &rangeWriter{buf: buf[got:]}
-		err := v.fetch(w, off+got, n-got)
-		if err == nil && w.err != nil {
-			err = w.err
-		}
-		if err != nil {
-			if failed {
-				return nil, fmt.Errorf("volume %s: download of %d bytes at %d: %w", v.name, n-got, off+got, err)
-			}
-			failed = true
-			nb := make([]byte, n)
-			copy(nb, buf[:got])
-			buf = nb
-			continue
-		}
-		if w.n == 0 {
-			return nil, fmt.Errorf("volume %s: short download: %d of %d bytes at %d (the volume shrank, or the stream ended early)", v.name, got, n, off)
-		}
-		got += int64(w.n)
-		if got < n {
-			slog.Debug("volume: download ended early; resuming", "volume", v.name, "at", off+got, "missing", n-got)
-		}
+// leave stops following the current stream: a short rest is drained (the connection stays),
+// a long one is ended with an error (the connection is dropped and redialled on next use).
+func (v *Volume) leave() {
+	st := v.st
+	if st == nil {
+		return
 	}
-	return buf, nil
+	v.st = nil
+	st.mu.Lock()
+	st.quit = true
+	st.drain = st.endOff-st.pos <= v.drain
+	if !st.drain {
+		close(st.cut)
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	v.leaving.Add(1)
+	go func() {
+		defer v.leaving.Done()
+		<-st.done
+		st.mu.Lock()
+		for _, b := range st.ready {
+			v.pool.put(b)
+		}
+		v.pool.put(st.fill)
+		st.ready, st.fill = nil, nil
+		st.mu.Unlock()
+	}()
+	if !st.drain {
+		v.leaving.Wait() // the connection is dropped before the next download dials
+	}
 }
 
-// put caches a block, evicting the least recently used ones beyond the bound.
+// put caches a block, evicting the least recently used ones beyond the bound (their buffers
+// are reused).
 func (v *Volume) put(i int64, data []byte) {
 	v.tick++
 	v.blocks[i] = &cblock{data: data, used: v.tick}
@@ -578,6 +620,7 @@ func (v *Volume) put(i int64, data []byte) {
 				oldest, ot = k, b.used
 			}
 		}
+		v.pool.put(v.blocks[oldest].data)
 		delete(v.blocks, oldest)
 	}
 }
@@ -589,18 +632,150 @@ func (v *Volume) cached() int {
 	return len(v.blocks)
 }
 
-// rangeWriter collects one download into buf and refuses more bytes than asked for.
-type rangeWriter struct {
-	buf []byte
-	n   int
-	err error
+// buffered is the number of downloaded blocks the stream holds for the reader (tests).
+func (v *Volume) buffered() int {
+	v.mu.Lock()
+	st := v.st
+	v.mu.Unlock()
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.ready)
 }
 
-func (w *rangeWriter) Write(p []byte) (int, error) {
-	if len(p) > len(w.buf)-w.n {
-		w.err = fmt.Errorf("the stream sent more than the %d bytes asked for", len(w.buf))
-		return 0, w.err
+// vstream is one download: its writer (go-libvirt's stream reader) cuts the bytes into blocks
+// and queues at most window of them for the reader, then waits.
+type vstream struct {
+	pool          *bufPool
+	bs, size      int64
+	window        int
+	begin, endOff int64 // the bytes of the span (begin may lie before off when resuming)
+	off           int64 // where this download starts
+	end           int64 // past the span's last block
+	done          chan struct{}
+	cut           chan struct{} // closed when the reader cuts the download off
+	held          atomic.Bool
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	next    int64    // the block the reader takes next
+	ready   [][]byte // whole blocks from next on
+	fill    []byte   // the block being written
+	filled  int64
+	fillIdx int64
+	pos     int64 // the byte the stream writes next
+	quit    bool  // the reader left
+	drain   bool  // … and the rest is to be read and dropped
+	ended   bool
+	err     error // the download's failure
+	werr    error // the writer's refusal
+}
+
+// Held is true while the writer waits for the reader.
+func (st *vstream) Held() bool { return st.held.Load() }
+
+// Cut is closed when the reader left the stream with too much still to come: the download
+// is to be ended by dropping the connection.
+func (st *vstream) Cut() <-chan struct{} { return st.cut }
+
+// Write takes the stream's bytes. It never fails (see withStallTimeout): what comes after the
+// reader left, or past the bytes asked for, is dropped (the latter fails the download).
+func (st *vstream) Write(p []byte) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.quit || st.werr != nil {
+		return len(p), nil
 	}
-	w.n += copy(w.buf[w.n:], p)
-	return len(p), nil
+	if int64(len(p)) > st.endOff-st.pos {
+		st.werr = fmt.Errorf("the stream sent more than the %d bytes asked for", st.endOff-st.off)
+		return len(p), nil
+	}
+	n := 0
+	for n < len(p) {
+		if st.fill == nil {
+			for len(st.ready) >= st.window && !st.quit {
+				st.held.Store(true)
+				st.cond.Wait()
+			}
+			st.held.Store(false)
+			if st.quit {
+				return len(p), nil
+			}
+			st.fill, st.filled = st.pool.get(), 0
+		}
+		want := min(st.bs, st.size-st.fillIdx*st.bs)
+		c := copy(st.fill[st.filled:want], p[n:])
+		st.filled += int64(c)
+		st.pos += int64(c)
+		n += c
+		if st.filled == want {
+			st.ready = append(st.ready, st.fill[:want:want])
+			st.fill, st.filled = nil, 0
+			st.fillIdx++
+			st.cond.Broadcast()
+		}
+	}
+	return n, nil
+}
+
+// finish records the end of the download.
+func (st *vstream) finish(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.werr != nil {
+		err = st.werr
+	}
+	st.ended, st.err = true, err
+	st.cond.Broadcast()
+}
+
+// take waits for the next block; nil when the stream ended before it (with the download's
+// error, or nil when it ended early).
+func (st *vstream) take() ([]byte, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for len(st.ready) == 0 && !st.ended {
+		st.cond.Wait()
+	}
+	if len(st.ready) == 0 {
+		return nil, st.err
+	}
+	b := st.ready[0]
+	st.ready[0] = nil
+	st.ready = st.ready[1:]
+	st.next++
+	st.cond.Broadcast()
+	return b, nil
+}
+
+// bufPool recycles block buffers, keeping at most keep of them.
+type bufPool struct {
+	mu   sync.Mutex
+	size int
+	keep int
+	free [][]byte
+}
+
+func (p *bufPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := len(p.free); k > 0 {
+		b := p.free[k-1]
+		p.free = p.free[:k-1]
+		return b
+	}
+	return make([]byte, p.size)
+}
+
+func (p *bufPool) put(b []byte) {
+	if cap(b) != p.size {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < p.keep {
+		p.free = append(p.free, b[:p.size])
+	}
 }

@@ -3,9 +3,12 @@ package vm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 // fakeStream serves a byte slice as virStorageVolDownload would, in chunks, and records each
 // download.
 type fakeStream struct {
+	mu    sync.Mutex
 	data  []byte
 	chunk int
 	calls [][2]int64
@@ -29,15 +33,18 @@ type fakeStream struct {
 }
 
 func (f *fakeStream) fetch(w io.Writer, off, n int64) error {
+	f.mu.Lock()
 	f.calls = append(f.calls, [2]int64{off, n})
 	end := min(off+n-f.short+f.extra, int64(len(f.data)))
 	if f.endEarly > 0 {
 		end, f.endEarly = min(end, off+f.endEarly), 0
 	}
+	cut := f.cut
+	f.mu.Unlock()
 	sent := int64(0)
 	for p := off; p < end; p += int64(f.chunk) {
 		q := min(p+int64(f.chunk), end)
-		if f.cut > 0 && sent+(q-p) > f.cut {
+		if cut > 0 && sent+(q-p) > cut {
 			return libvirt.ErrInterrupted
 		}
 		if _, err := w.Write(f.data[p:q]); err != nil {
@@ -79,16 +86,26 @@ func TestVolumeReadAt(t *testing.T) {
 	}
 }
 
-// TestVolumeSequential: a sequential read fetches every byte once, in downloads that grow
-// up to a third of the cache, and the cache stays within its bound.
+// TestVolumeSequential: a sequential read fetches every byte once, in few downloads that
+// double in length up to the span bound, and the cache and the stream's window stay within
+// their bounds.
 func TestVolumeSequential(t *testing.T) {
 	const bs = 4096
 	data := testData(100 * bs)
 	f := &fakeStream{data: data, chunk: 777}
 	v := NewVolume("v", int64(len(data)), VolumeOptions{BlockSize: bs, CacheBlocks: 12}, f.fetch)
+	v.span = 32 * bs
 	var got bytes.Buffer
-	if _, err := io.Copy(&got, io.NewSectionReader(v, 0, int64(len(data)))); err != nil {
-		t.Fatal(err)
+	p := make([]byte, 1000)
+	for off := int64(0); off < int64(len(data)); off += int64(len(p)) {
+		n, err := v.ReadAt(p, off)
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		got.Write(p[:n])
+		if c, b := v.cached(), v.buffered(); c > 12 || b > 6 {
+			t.Fatalf("%d blocks cached, %d buffered by the stream; bounds 12 and 6", c, b)
+		}
 	}
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatal("sequential read: wrong bytes")
@@ -96,16 +113,117 @@ func TestVolumeSequential(t *testing.T) {
 	if v.Fetched() != int64(len(data)) {
 		t.Errorf("fetched %d bytes for a %d-byte volume read once", v.Fetched(), len(data))
 	}
-	for _, c := range f.calls {
-		if c[1] > 4*bs {
-			t.Errorf("download of %d bytes: more than a third of the 12-block cache", c[1])
+	var want [][2]int64 // 1, 2, 4, 8, 16, 32, 32, 5 blocks
+	for off, n := int64(0), int64(1); off < 100; off, n = off+n, min(max(n*2, 2), 32) {
+		if off == 0 {
+			n = 1
+		}
+		want = append(want, [2]int64{off * bs, min(n, 100-off) * bs})
+	}
+	if fmt.Sprint(f.calls) != fmt.Sprint(want) {
+		t.Errorf("downloads %v, want %v", f.calls, want)
+	}
+}
+
+// TestVolumeBackpressure: a stream that could send everything at once is held by the reader:
+// it runs at most the window (half the cache) plus the block being filled ahead.
+func TestVolumeBackpressure(t *testing.T) {
+	const bs = 4096
+	data := testData(64 * bs)
+	var sent atomic.Int64
+	fetch := func(w io.Writer, off, n int64) error {
+		for p := off; p < off+n; p += 1000 {
+			q := min(p+1000, off+n)
+			if _, err := w.Write(data[p:q]); err != nil {
+				return err
+			}
+			sent.Add(q - p)
+		}
+		return nil
+	}
+	v := NewVolume("v", int64(len(data)), VolumeOptions{BlockSize: bs, CacheBlocks: 8}, fetch)
+	p := make([]byte, bs)
+	for i := int64(0); i < 8; i++ { // spans 1, 2, 4, then 8 blocks from block 7
+		if _, err := v.ReadAt(p, i*bs); err != nil || !bytes.Equal(p, data[i*bs:(i+1)*bs]) {
+			t.Fatalf("block %d: %v", i, err)
 		}
 	}
-	if len(f.calls) > 100/4+3 {
-		t.Errorf("%d downloads for 100 sequential blocks: runs were not batched", len(f.calls))
+	for end := time.Now().Add(5 * time.Second); v.buffered() < 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d blocks buffered ahead after 5 s, want the window of 4", v.buffered())
+		}
 	}
-	if c := v.cached(); c > 12 {
-		t.Errorf("%d blocks cached, bound 12", c)
+	time.Sleep(50 * time.Millisecond) // would it run further?
+	if s := sent.Load(); s > (8+4+1)*bs {
+		t.Errorf("the stream sent %d bytes (%d blocks) with 8 read: more than the 4-block window and one block ahead", s, s/bs)
+	}
+	if b := v.buffered(); b != 4 {
+		t.Errorf("%d blocks buffered ahead, want the window of 4", b)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVolumeLeave: a read elsewhere leaves the stream: a short rest is drained, a long one is
+// cut off (Cut is closed: the connection would be dropped); the reads stay right.
+func TestVolumeLeave(t *testing.T) {
+	const bs = 4096
+	data := testData(256 * bs)
+	var mu sync.Mutex
+	var cuts []int64
+	fetch := func(w io.Writer, off, n int64) error {
+		cut := w.(interface{ Cut() <-chan struct{} }).Cut()
+		for p := off; p < off+n; p += 1500 {
+			select {
+			case <-cut:
+				mu.Lock()
+				cuts = append(cuts, off)
+				mu.Unlock()
+				return errLeft
+			default:
+			}
+			if _, err := w.Write(data[p:min(p+1500, off+n)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	v := NewVolume("v", int64(len(data)), VolumeOptions{BlockSize: bs, CacheBlocks: 6}, fetch)
+	v.span, v.drain = 64*bs, 4*bs
+	p := make([]byte, bs)
+	read := func(i int64) {
+		t.Helper()
+		if _, err := v.ReadAt(p, i*bs); err != nil || !bytes.Equal(p, data[i*bs:(i+1)*bs]) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	full := func() { // the stream has filled its window of 3 blocks
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); v.buffered() < 3; time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatal("the stream did not fill its window")
+			}
+		}
+	}
+	for i := int64(0); i < 8; i++ { // spans 1, 2, 4, then 8 blocks from block 7
+		read(i)
+	}
+	full()
+	read(200)                           // 8..10 buffered, 11..14 owed (at most 4 blocks): drained
+	for i := int64(100); i < 120; i++ { // spans 1, 2, 4, 8, 16 from block 115
+		read(i)
+	}
+	full()
+	read(3) // 120..122 buffered, 123..130 owed: cut
+	read(4)
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(cuts) != fmt.Sprint([]int64{115 * bs}) {
+		t.Errorf("downloads cut off at %v, want the one at block 115", cuts)
 	}
 }
 
@@ -224,5 +342,27 @@ func TestStallTimeout(t *testing.T) {
 	}, func() { close(aborted) })
 	if err == nil || !strings.Contains(err.Error(), "stalled: no data for 100ms after 2 bytes") {
 		t.Fatalf("stalled stream: %v", err)
+	}
+	// A writer held by its reader for longer than the bound is not stalled; one its reader
+	// cut off is aborted at once.
+	st := &vstream{cut: make(chan struct{})}
+	st.held.Store(true)
+	pw = &progressWriter{w: st}
+	released := make(chan struct{})
+	err = withStallTimeout(ctx, 50*time.Millisecond, pw, func() error {
+		time.Sleep(300 * time.Millisecond)
+		return nil
+	}, func() { t.Error("a held stream was aborted") })
+	if err != nil {
+		t.Fatalf("held stream: %v", err)
+	}
+	start := time.Now()
+	time.AfterFunc(20*time.Millisecond, func() { close(st.cut) })
+	err = withStallTimeout(ctx, time.Hour, pw, func() error {
+		<-released
+		return libvirt.ErrInterrupted
+	}, func() { close(released) })
+	if !errors.Is(err, errLeft) || time.Since(start) > 30*time.Second {
+		t.Fatalf("cut stream: %v after %v", err, time.Since(start))
 	}
 }

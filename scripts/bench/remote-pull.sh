@@ -3,18 +3,18 @@
 # Builds a MEMORY.DMP of SIZE_MIB (default 1100 MiB) in the NTFS volume of a 4 GiB disk,
 # converts it to qcow2, defines a (stopped) domain on it in the private "remote" libvirt host of
 # scripts/guest/remote.sh, with a storage pool on the image's directory, and for qemu+ssh and
-# qemu+tcp compares, best of RUNS (default 2):
+# qemu+tcp compares, the medians of RUNS (default 5) runs of each, crashkey and virsh in turns:
 #   crashkey pull --libvirt URI --domain bench   the dump, read through virStorageVolDownload ranges
 #   virsh -c URI vol-download --length DUMP       the same number of bytes over the same URI
 # It prints the bytes that crossed the connection (RPC framing included) divided by the dump's
 # size (goal <= 1.10: only what is needed travels), the time ratio (goal <= 1.2x virsh) and
-# crashkey's peak RSS (goal <= 96 MiB). Needs root, ~3 x SIZE_MIB of space in BENCH_DIR.
+# crashkey's peak RSS over the runs (goal <= 96 MiB). Needs root, ~3 x SIZE_MIB of space in BENCH_DIR.
 #
 #   scripts/bench/remote-pull.sh [SIZE_MIB]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size_mib="${1:-1100}"
-runs="${RUNS:-2}"
+runs="${RUNS:-5}"
 dir="$(mktemp -d "${BENCH_DIR:-/tmp}/crashkey-rbench.XXXXXX")"
 remote="$dir/remote"
 cleanup() {
@@ -56,28 +56,31 @@ virsh -q -c "$UNIX_URI" define "$dir/bench.xml" >/dev/null
 virsh_ssh="qemu+libssh://root@127.0.0.1:$SSH_PORT/system?keyfile=$SSH_KEY&known_hosts=$KNOWN_HOSTS&socket=$UNIX_SOCKET&proxy=native"
 cat "$dir/pool/bench.qcow2" >/dev/null # warm the page cache
 
-best() { # best wall time and its RSS over $runs runs of "$@"
-  local b="" r="" line t m
-  for _ in $(seq 1 "$runs"); do
-    rm -rf "$dir/out"; mkdir -p "$dir/out"
-    line=$("$@" 2>"$dir/stderr") || { cat "$dir/stderr" >&2; exit 1; }
-    t=${line% *}; m=${line#* }
-    if [ -z "$b" ] || awk -v a="$t" -v b="$b" 'BEGIN{exit !(a<b)}'; then b=$t; r=$m; fi
-  done
-  echo "$b $r"
+run1() { # one run of "$@": sets t (seconds) and m (peak RSS, KiB)
+  rm -rf "$dir/out"; mkdir -p "$dir/out"
+  "$dir/benchrun" "$@" >"$dir/line" 2>"$dir/stderr" || { cat "$dir/stderr" >&2; exit 1; }
+  read -r t m <"$dir/line"
 }
+median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-printf 'dump %d bytes (%d MiB) in a %d-byte qcow2 image of a 4 GiB disk; best of %d runs; %s CPUs\n' \
-  "$dump_bytes" $((dump_bytes >> 20)) "$image_bytes" "$runs" "$(nproc)"
+printf 'dump %d bytes (%d MiB) in a %d-byte qcow2 image of a 4 GiB disk; median of %d interleaved runs each; %s CPUs, load %s\n' \
+  "$dump_bytes" $((dump_bytes >> 20)) "$image_bytes" "$runs" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 for tr in ssh tcp; do
   if [ "$tr" = ssh ]; then uri=$SSH_URI; vuri=$virsh_ssh; else uri=$TCP_URI; vuri=$TCP_URI; fi
-  read -r t_ck rss_ck < <(best "$dir/benchrun" -o /dev/null "$dir/crashkey" pull --libvirt "$uri" --domain bench --out "$dir/out")
-  cmp -s "$dir/MEMORY.DMP" "$dir/out/MEMORY.DMP" || { echo "bench: the pulled file differs" >&2; exit 1; }
-  recv=$(sed -n 's/.*bytes downloaded, \([0-9]*\) bytes received.*/\1/p' "$dir/stderr")
-  read -r t_v _ < <(best "$dir/benchrun" virsh -q -c "$vuri" vol-download --pool bench bench.qcow2 "$dir/out/vol" --offset 0 --length "$dump_bytes")
-  awk -v tr="$tr" -v ck="$t_ck" -v v="$t_v" -v rss="$rss_ck" -v recv="$recv" -v dump="$dump_bytes" 'BEGIN{
-    printf "qemu+%s: crashkey pull %.2f s (%.0f MiB/s), virsh vol-download of as many bytes %.2f s: %.2fx; crossed %d bytes = %.3f x the dump; peak RSS %.1f MiB\n",
-      tr, ck, dump/1048576/ck, v, ck/v, recv, recv/dump, rss/1024
+  : >"$dir/ck.times"; : >"$dir/v.times"; rss=0; recv=0
+  for _ in $(seq 1 "$runs"); do # crashkey and virsh in turns, so that both see the same load
+    run1 -o /dev/null "$dir/crashkey" pull --libvirt "$uri" --domain bench --out "$dir/out"
+    cmp -s "$dir/MEMORY.DMP" "$dir/out/MEMORY.DMP" || { echo "bench: the pulled file differs" >&2; exit 1; }
+    r=$(sed -n 's/.*bytes downloaded, \([0-9]*\) bytes received.*/\1/p' "$dir/stderr")
+    echo "$t" >>"$dir/ck.times"; rss=$(( m > rss ? m : rss )); recv=$(( r > recv ? r : recv ))
+    run1 virsh -q -c "$vuri" vol-download --pool bench bench.qcow2 "$dir/out/vol" --offset 0 --length "$dump_bytes"
+    echo "$t" >>"$dir/v.times"
+  done
+  t_ck=$(median <"$dir/ck.times"); t_v=$(median <"$dir/v.times")
+  awk -v tr="$tr" -v ck="$t_ck" -v v="$t_v" -v rss="$rss" -v recv="$recv" -v dump="$dump_bytes" \
+    -v cks="$(tr '\n' ' ' <"$dir/ck.times")" -v vs="$(tr '\n' ' ' <"$dir/v.times")" 'BEGIN{
+    printf "qemu+%s: crashkey pull %.2f s (%.0f MiB/s), virsh vol-download of as many bytes %.2f s: %.2fx (runs: crashkey %s; virsh %s); crossed %d bytes = %.3f x the dump; peak RSS %.1f MiB\n",
+      tr, ck, dump/1048576/ck, v, ck/v, cks, vs, recv, recv/dump, rss/1024
     printf "qemu+%s goals: bytes <= 1.10x dump: %s; time <= 1.2x virsh: %s; RSS <= 96 MiB: %s\n", tr,
       (recv/dump <= 1.10 ? "met" : "NOT met"), (ck/v <= 1.2 ? "met" : "NOT met"), (rss <= 98304 ? "met" : "NOT met")
   }'
