@@ -44,7 +44,7 @@ func ladderBoot(t *testing.T, ctx context.Context, cfg harness.Config, diskArgs 
 func ladderRun(t *testing.T, ctx context.Context, g *harness.Guest, disk, ladder string, want int) *ladderReport {
 	t.Helper()
 	args := []string{"run", "--qmp", g.QMPAddr(), "--disk", disk, "--json", "--out", t.TempDir(), "--poll", "1s",
-		"--timeout", "4m", "--trigger", ladder, "--step-timeout", "15s"}
+		"--timeout", "4m", "--trigger", ladder, "--step-timeout", "25s"}
 	start := time.Now()
 	stdout, stderr, code := crashkey(t, ctx, args...)
 	t.Logf("crashkey %s: exit %d in %v", strings.Join(args, " "), code, time.Since(start).Round(100*time.Millisecond))
@@ -84,7 +84,7 @@ func TestLadder(t *testing.T) {
 			t.Errorf("rung %q, host dump %v: want the NMI rung's dump", rep.Rung, rep.HostDump)
 		}
 		winWantDump(t, ctx, &rep.winReport, dump.BugCheckNMIHardwareFailure, false, "bitmap kernel")
-		if !strings.Contains(rep.Rungs[0].Detail, "no crash seen within 15s") {
+		if !strings.Contains(rep.Rungs[0].Detail, "no crash seen within 25s") {
 			t.Errorf("keys rung: %s", rep.Rungs[0].Detail)
 		}
 	})

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The e2e suite: boots the Linux test guest under QEMU (TCG) in each keyboard configuration and
-# through a private libvirtd, and asserts the exact streams the guest records. About 2 minutes on
+# through a private libvirtd, and asserts the exact streams the guest records. About 12 minutes on
 # 2 cores; the kernel download (first run only) is cached in ${CRASHKEY_CACHE:-$HOME/.cache/crashkey}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,4 +19,4 @@ fi
 export CRASHKEY_REMOTE_DIR="${TMPDIR:-/tmp}/ck-remote-e2e.$$"
 trap 'bash scripts/guest/remote.sh stop "$CRASHKEY_REMOTE_DIR" >/dev/null 2>&1 || true; bash scripts/guest/libvirtd.sh status 2>/dev/null && [ -n "${ck_own_libvirtd:-}" ] && bash scripts/guest/libvirtd.sh stop --force >/dev/null 2>&1 || true' EXIT
 
-go test -tags e2e -count=1 -timeout 12m ./e2e/...
+go test -tags e2e -count=1 -timeout 16m ./e2e/...
