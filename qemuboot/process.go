@@ -66,7 +66,7 @@ func Launch(ctx context.Context, cfg ProcessConfig) (p *Process, err error) {
 	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("qemuboot: %s: %w (install qemu-system-x86 with scripts/deps.sh, or give the emulator's path)", cfg.QEMU, err)
+		return nil, fmt.Errorf("qemuboot: %s: %w (install qemu-system-x86, or give the emulator's path)", cfg.QEMU, err)
 	}
 	p = &Process{cmd: cmd, stderr: f, exited: make(chan struct{})}
 	go func() {
