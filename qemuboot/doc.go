@@ -8,4 +8,8 @@
 // [Start] returns a [Machine]; [Machine.Close] stops QEMU and removes every file Start made,
 // and so does cancelling the context given to Start. [Args] is the command line, a pure
 // function of a [Config] and the [Paths] (golden-tested).
+//
+// [Launch] is the process part alone, for callers with a command line of their own (the e2e
+// test harness): it runs QEMU so that it dies with its starter, waits for its QMP socket to
+// answer and keeps its standard error for error messages; [Process.Stop] kills it.
 package qemuboot

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Machine is a running QEMU started by Start. Its methods are safe for concurrent use.
@@ -22,18 +20,15 @@ type Machine struct {
 	paths Paths
 	args  []string
 
-	cmd     *exec.Cmd
-	stderr  *os.File
-	exited  chan struct{}
-	exitErr error
+	proc *Process
 
 	stopWatch chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start makes the private directory, the overlay and the OVMF vars copy, starts QEMU and
-// returns once its QMP socket exists. QEMU runs until Close or until ctx is cancelled; both
+// Start makes the private directory, the overlay and the OVMF vars copy, starts QEMU (with
+// Launch) and returns once its QMP socket answers. QEMU runs until Close or until ctx is cancelled; both
 // stop it and remove every file Start made. On an error nothing is left behind.
 func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 	cfg = cfg.withDefaults()
@@ -79,28 +74,11 @@ func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 		}
 	}
 	m.args = Args(cfg, m.paths)
-	m.stderr, err = os.Create(filepath.Join(dir, "qemu.stderr"))
-	if err != nil {
-		return m, fmt.Errorf("qemuboot: %w", err)
-	}
-	cmd := exec.Command(cfg.QEMU, m.args...)
-	cmd.Stdout = m.stderr
-	cmd.Stderr = m.stderr
-	if cfg.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(m.stderr, cfg.Stderr)
-	}
-	cmd.Dir = dir
-	killWithParent(cmd)
 	cfg.Logger.Debug("qemuboot: starting qemu", "qemu", cfg.QEMU, "args", strings.Join(m.args, " "))
-	if err := cmd.Start(); err != nil {
-		return m, fmt.Errorf("qemuboot: %s: %w (install qemu-system-x86, or give the emulator's path)", cfg.QEMU, err)
+	m.proc, err = Launch(ctx, ProcessConfig{QEMU: cfg.QEMU, Args: m.args, Dir: dir, Stderr: cfg.Stderr, QMP: m.paths.QMP})
+	if err != nil {
+		return m, err
 	}
-	m.cmd = cmd
-	m.exited = make(chan struct{})
-	go func() {
-		m.exitErr = cmd.Wait()
-		close(m.exited)
-	}()
 	// Cancelling ctx stops the guest and removes its files, as Close does.
 	go func() {
 		select {
@@ -109,49 +87,7 @@ func Start(ctx context.Context, cfg Config) (m *Machine, err error) {
 		case <-m.stopWatch:
 		}
 	}()
-	for {
-		if greeted(m.paths.QMP) {
-			return m, nil
-		}
-		select {
-		case <-m.exited:
-			return m, fmt.Errorf("qemuboot: qemu exited at once (%v): %s", m.exitErr, m.stderrText())
-		case <-ctx.Done():
-			return m, fmt.Errorf("qemuboot: waiting for the QMP socket: %w", ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// greeted reports whether the QMP server at sock answers a command: QEMU makes the socket
-// (and may greet) before it builds the devices, but runs commands only once the machine is
-// built, so an answer means the command line was accepted.
-func greeted(sock string) bool {
-	c, err := net.DialTimeout("unix", sock, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	dec := json.NewDecoder(io.LimitReader(c, 1<<20))
-	var msg struct {
-		QMP    json.RawMessage `json:"QMP"`
-		Return json.RawMessage `json:"return"`
-	}
-	if dec.Decode(&msg) != nil || msg.QMP == nil {
-		return false
-	}
-	for _, cmd := range []string{`{"execute":"qmp_capabilities"}`, `{"execute":"query-status"}`} {
-		if _, err := io.WriteString(c, cmd); err != nil {
-			return false
-		}
-		for msg.Return = nil; msg.Return == nil; { // skip events
-			if dec.Decode(&msg) != nil {
-				return false
-			}
-		}
-	}
-	return true
+	return m, nil
 }
 
 // KVMUsable reports whether /dev/kvm can be opened for reading and writing.
@@ -243,7 +179,10 @@ func (m *Machine) Accel() string { return m.cfg.Accel }
 func (m *Machine) Args() []string { return m.args }
 
 // Exited is closed when QEMU exits.
-func (m *Machine) Exited() <-chan struct{} { return m.exited }
+func (m *Machine) Exited() <-chan struct{} { return m.proc.Exited() }
+
+// ExitErr is QEMU's exit status once Exited is closed.
+func (m *Machine) ExitErr() error { return m.proc.ExitErr() }
 
 // Console is what the guest wrote on its first serial port (with Config.Console).
 func (m *Machine) Console() string {
@@ -254,31 +193,14 @@ func (m *Machine) Console() string {
 	return string(b)
 }
 
-func (m *Machine) stderrText() string {
-	b, _ := os.ReadFile(filepath.Join(m.dir, "qemu.stderr"))
-	return strings.TrimSpace(string(b))
-}
-
 // Close kills QEMU, waits for it and removes the private directory (overlay, vars copy,
 // sockets, logs). It is idempotent.
 func (m *Machine) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stopWatch)
 		var errs []error
-		if m.cmd != nil {
-			select {
-			case <-m.exited:
-			default:
-				_ = m.cmd.Process.Kill()
-				select {
-				case <-m.exited:
-				case <-time.After(10 * time.Second):
-					errs = append(errs, fmt.Errorf("qemuboot: qemu pid %d did not exit after SIGKILL", m.cmd.Process.Pid))
-				}
-			}
-		}
-		if m.stderr != nil {
-			m.stderr.Close()
+		if m.proc != nil {
+			errs = append(errs, m.proc.Stop())
 		}
 		if err := os.RemoveAll(m.dir); err != nil {
 			errs = append(errs, fmt.Errorf("qemuboot: %w", err))

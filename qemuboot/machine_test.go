@@ -89,7 +89,7 @@ func TestStartClose(t *testing.T) {
 	if _, err := os.Stat(m.Paths().Agent); err != nil {
 		t.Errorf("agent socket: %v", err)
 	}
-	pid := m.cmd.Process.Pid
+	pid := m.proc.Pid()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crashkey/crashkey/qemuboot"
 )
 
 // Guest is a running test guest: a QEMU process started by Start, or a libvirt domain started by
@@ -21,10 +21,8 @@ type Guest struct {
 	dir    string
 	ownDir bool
 
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when QEMU exits (nil channel for libvirt domains)
-	exitErr  error
-	stderr   *os.File
+	proc     *qemuboot.Process
+	exited   <-chan struct{} // closed when QEMU exits (nil channel for libvirt domains)
 	stream   *stream
 	stopTail chan struct{}
 	tailOnce sync.Once
@@ -39,8 +37,8 @@ type Guest struct {
 	virsh  string
 }
 
-// Start boots cfg's guest under QEMU and returns once the QMP socket exists, so that QMPAddr
-// can be dialled at once. ctx bounds only the start; the guest runs until Stop. Call WaitReady
+// Start boots cfg's guest under QEMU (run by qemuboot.Launch) and returns once the QMP socket
+// answers, so that QMPAddr can be dialled at once. ctx bounds only the start; the guest runs until Stop. Call WaitReady
 // before injecting keys.
 func Start(ctx context.Context, cfg Config) (*Guest, error) {
 	cfg = cfg.withDefaults()
@@ -56,47 +54,14 @@ func Start(ctx context.Context, cfg Config) (*Guest, error) {
 		g.cleanupDir()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	g.stderr, err = os.Create(filepath.Join(g.dir, "qemu.stderr"))
+	proc, err := qemuboot.Launch(ctx, qemuboot.ProcessConfig{QEMU: cfg.QEMU, Args: args, Dir: g.dir, Stderr: cfg.Stderr, QMP: g.paths.QMP})
 	if err != nil {
 		g.cleanupDir()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	cmd := exec.Command(cfg.QEMU, args...)
-	cmd.Stdout = g.stderr
-	cmd.Stderr = g.stderr
-	if cfg.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(g.stderr, cfg.Stderr)
-	}
-	cmd.Dir = g.dir
-	killWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		g.stderr.Close()
-		g.cleanupDir()
-		return nil, fmt.Errorf("start: %s: %w (install qemu-system-x86 with scripts/deps.sh)", cfg.QEMU, err)
-	}
-	g.cmd = cmd
-	g.exited = make(chan struct{})
-	go func() {
-		g.exitErr = cmd.Wait()
-		close(g.exited)
-	}()
+	g.proc, g.exited = proc, proc.Exited()
 	g.startTail()
-
-	for {
-		if _, err := os.Stat(g.paths.QMP); err == nil {
-			return g, nil
-		}
-		select {
-		case <-g.exited:
-			msg := g.stderrText()
-			g.Stop()
-			return nil, fmt.Errorf("start: qemu exited at once (%v): %s", g.exitErr, msg)
-		case <-ctx.Done():
-			g.Stop()
-			return nil, fmt.Errorf("start: waiting for the QMP socket: %w", ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return g, nil
 }
 
 func newGuest(cfg Config) (*Guest, error) {
@@ -195,12 +160,10 @@ func (g *Guest) Exited() <-chan struct{} { return g.exited }
 
 // ExitErr is QEMU's exit status once Exited is closed.
 func (g *Guest) ExitErr() error {
-	select {
-	case <-g.exited:
-		return g.exitErr
-	default:
+	if g.proc == nil {
 		return nil
 	}
+	return g.proc.ExitErr()
 }
 
 // Console returns what the guest has written on ttyS0 (kernel messages, /init's diagnostics).
@@ -215,11 +178,6 @@ func (g *Guest) consoleTail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func (g *Guest) stderrText() string {
-	b, _ := os.ReadFile(filepath.Join(g.dir, "qemu.stderr"))
-	return strings.TrimSpace(string(b))
 }
 
 // Mark returns the index the next observation will get; pass it as "from" to the waiting
@@ -390,17 +348,8 @@ func (g *Guest) EvdevEventsN(ctx context.Context, from int, bus string, n int, q
 func (g *Guest) Stop() error {
 	g.stopOnce.Do(func() {
 		var errs []error
-		if g.cmd != nil {
-			select {
-			case <-g.exited:
-			default:
-				_ = g.cmd.Process.Kill()
-				select {
-				case <-g.exited:
-				case <-time.After(10 * time.Second):
-					errs = append(errs, fmt.Errorf("stop: qemu pid %d did not exit after SIGKILL", g.cmd.Process.Pid))
-				}
-			}
+		if g.proc != nil {
+			errs = append(errs, g.proc.Stop())
 		}
 		if g.domain != "" {
 			errs = append(errs, g.stopDomain())
@@ -408,9 +357,6 @@ func (g *Guest) Stop() error {
 		if g.stopTail != nil {
 			g.stopTailOnce()
 			<-g.tailDone
-		}
-		if g.stderr != nil {
-			g.stderr.Close()
 		}
 		g.cleanupDir()
 		g.stopErr = errors.Join(errs...)

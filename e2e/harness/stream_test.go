@@ -117,10 +117,11 @@ func TestStreamFollow(t *testing.T) {
 // TestStreamEnd checks that waits end when the stream ends (QEMU exited).
 func TestStreamEnd(t *testing.T) {
 	dir := t.TempDir()
-	g := &Guest{stream: newStream(), exited: make(chan struct{}), paths: Paths{Data: filepath.Join(dir, "d"), Console: filepath.Join(dir, "c")}}
+	exited := make(chan struct{})
+	g := &Guest{stream: newStream(), exited: exited, paths: Paths{Data: filepath.Join(dir, "d"), Console: filepath.Join(dir, "c")}}
 	os.WriteFile(g.paths.Data, []byte("boot recorder\nps2 e0\n"), 0o644)
 	g.startTail()
-	close(g.exited)
+	close(exited)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := g.WaitKind(ctx, 0, KindReady); !errors.Is(err, ErrStreamEnded) {

@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"qemuboot":                      {},
 	"selftest":                      {"qemuboot", "live", "run", "vm", "hid", "dump", "registry", "disk"},
 	"e2e/standin":                   {"disk", "dump", "hid", "registry", "pull"},
-	"e2e/harness":                   {},
+	"e2e/harness":                   {"qemuboot"},
 	"e2e/guest":                     {"e2e/standin", "hid", "dump", "disk", "registry", "scancodes", "scancodes/layout"},
 	"cmd/crashkey":                  {"dump", "dump/analyze", "disk", "fleet", "hid", "live", "pull", "qemuboot", "registry", "run", "scancodes", "scancodes/layout", "selftest", "vm"},
 }
