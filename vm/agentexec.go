@@ -71,6 +71,13 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
+// The fixes classify names for a libvirt domain without an agent channel and for an agent
+// that does not answer on its channel.
+const (
+	fixLibvirtChannel = "the domain has no agent channel: add <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel> to its <devices> (virsh edit DOMAIN), restart it, and run the QEMU guest agent in the guest"
+	fixAgentRunning   = "the domain has an agent channel but no agent answers on it: start the QEMU guest agent in the guest (Windows: virtio-win guest tools, service QEMU-GA; Linux: qemu-guest-agent), or wait until the guest has booted"
+)
+
 // classify maps an agent call's failure to the typed errors.
 func classify(command string, err error) error {
 	if err == nil {
@@ -89,12 +96,14 @@ func classify(command string, err error) error {
 	}
 	var le libvirt.Error
 	if errors.As(err, &le) {
-		switch le.Code {
-		case 86, 74: // VIR_ERR_AGENT_UNRESPONSIVE, VIR_ERR_ARGUMENT_UNSUPPORTED ("agent is not configured")
-			return fmt.Errorf("%w: %w (add a guest agent channel to the domain and run qemu-ga in the guest)", ErrNoAgent, err)
-		}
-		if strings.Contains(strings.ToLower(le.Message), "agent is not") {
-			return fmt.Errorf("%w: %w (add a guest agent channel to the domain and run qemu-ga in the guest)", ErrNoAgent, err)
+		m := strings.ToLower(le.Message)
+		switch {
+		case le.Code == uint32(libvirt.ErrArgumentUnsupported) || strings.Contains(m, "agent is not configured"):
+			return fmt.Errorf("%w: %w (%s)", ErrNoAgent, err, fixLibvirtChannel)
+		case le.Code == uint32(libvirt.ErrAgentUnresponsive) || strings.Contains(m, "agent is not"):
+			return fmt.Errorf("%w: %w (%s)", ErrNoAgent, err, fixAgentRunning)
+		case le.Code == uint32(libvirt.ErrOperationInvalid) && strings.Contains(m, "not running"):
+			return fmt.Errorf("%w: %w (start it: virsh start DOMAIN)", ErrNotRunning, err)
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -299,6 +308,10 @@ func (a *agent) Reboot(ctx context.Context) error {
 	down := false
 	for {
 		err := ping()
+		if cerr := classify("guest-ping", err); errors.Is(cerr, ErrNotRunning) {
+			// libvirt: the domain shut down instead of restarting (<on_reboot>destroy).
+			return fmt.Errorf("guest agent: reboot: the guest stopped instead of restarting (its reboot must restart it: libvirt <on_reboot>restart</on_reboot>): %w", cerr)
+		}
 		if err != nil {
 			down = true
 		} else if down {

@@ -458,6 +458,7 @@ func TestLibvirtResumeActionsAgent(t *testing.T) {
 type fakeConn struct {
 	*fakeLibvirt
 	closed          atomic.Bool
+	offAfterReboot  bool // the domain shuts off when the guest reboots (<on_reboot>destroy)
 	hangUntil, upAt time.Time
 	mu              sync.Mutex
 	timeouts        []int32
@@ -475,6 +476,12 @@ func (c *fakeConn) QEMUDomainAgentCommand(dom libvirt.Domain, cmd string, timeou
 	c.mu.Lock()
 	c.timeouts = append(c.timeouts, timeout)
 	c.mu.Unlock()
+	c.fakeLibvirt.mu.Lock()
+	off := c.offAfterReboot && c.fakeLibvirt.reboots > 0
+	c.fakeLibvirt.mu.Unlock()
+	if off {
+		return nil, libvirt.Error{Code: uint32(libvirt.ErrOperationInvalid), Message: "Requested operation is not valid: domain is not running"}
+	}
 	if strings.Contains(cmd, "guest-ping") {
 		if d := time.Until(c.hangUntil); d > 0 {
 			time.Sleep(d)
@@ -552,5 +559,59 @@ func TestAgentTimeout(t *testing.T) {
 		if got := agentTimeout(tt.ctx, tt.d); got != tt.want {
 			t.Errorf("agentTimeout(%v) = %d, want %d", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestLibvirtAgentRebootShutOff: a domain whose reboot destroys it (<on_reboot>destroy) does not
+// come back; the wait says so at once instead of waiting out the timeout.
+func TestLibvirtAgentRebootShutOff(t *testing.T) {
+	f := &fakeLibvirt{state: 1, reason: 1, xml: testDomainXML}
+	tg, err := newLibvirtTarget(context.Background(), "qemu:///system", "win11", Options{Timeout: 10 * time.Second},
+		func(context.Context) (libvirtAPI, error) { return &fakeConn{fakeLibvirt: f, offAfterReboot: true}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tg.Agent(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	err = a.Reboot(ctx)
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "<on_reboot>restart</on_reboot>") {
+		t.Fatalf("reboot of a domain that shuts off: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the wait went on after the domain stopped", d)
+	}
+	// A domain that is not running is no missing agent: its own error and fix.
+	if err := a.Ping(context.Background()); !errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "virsh start") {
+		t.Errorf("ping of a stopped domain: %v", err)
+	}
+}
+
+// TestClassifyLibvirt: libvirt's agent errors become the typed errors with the fix that fits.
+func TestClassifyLibvirt(t *testing.T) {
+	for _, tt := range []struct {
+		err         libvirt.Error
+		want        error
+		fix, notFix string
+	}{
+		{libvirt.Error{Code: 74, Message: "argument unsupported: QEMU guest agent is not configured"}, ErrNoAgent, "<channel type='unix'>", "service QEMU-GA"},
+		{libvirt.Error{Code: 86, Message: "Guest agent is not responding: QEMU guest agent is not connected"}, ErrNoAgent, "service QEMU-GA", "<channel"},
+		{libvirt.Error{Code: 1, Message: "internal error: QEMU guest agent is not connected"}, ErrNoAgent, "service QEMU-GA", "<channel"},
+		{libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is not running"}, ErrNotRunning, "virsh start", "agent channel"},
+	} {
+		err := classify("guest-ping", refusal{tt.err})
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.fix) || strings.Contains(err.Error(), tt.notFix) ||
+			!strings.Contains(err.Error(), tt.err.Message) {
+			t.Errorf("classify(%d %q) = %v, want %v with %q", tt.err.Code, tt.err.Message, err, tt.want, tt.fix)
+		}
+	}
+	// Other libvirt errors pass through unchanged.
+	other := refusal{libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is paused"}}
+	if err := classify("guest-ping", other); err != error(other) {
+		t.Errorf("classify(other) = %v", err)
 	}
 }
