@@ -102,7 +102,7 @@ var domainTmpl = template.Must(template.New("domain").Funcs(template.FuncMap{
     </serial>
 {{- if .Cfg.Agent}}
     <channel type='unix'>
-      <source mode='bind' path='{{x .Paths.Agent}}'/>
+      <source mode='bind'/>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>
 {{- end}}
