@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,9 +10,6 @@ import (
 
 	"github.com/crashkey/crashkey/dump"
 	"github.com/crashkey/crashkey/e2e/harness"
-	"github.com/crashkey/crashkey/live"
-	"github.com/crashkey/crashkey/registry"
-	"github.com/crashkey/crashkey/vm"
 )
 
 // TestAgentLibvirt arms an unarmed stand-in Windows guest that runs as a libvirt domain with a
@@ -68,10 +63,7 @@ func TestAgentLibvirt(t *testing.T) {
 	if g.AgentAddr() != "" {
 		t.Errorf("AgentAddr = %q for a libvirt domain, want empty (libvirt owns the channel)", g.AgentAddr())
 	}
-	if l := winLine(t, g, 0, "driver=i8042prt"); winField(l, "armed") != "false" {
-		t.Fatalf("the unarmed disk boots armed: %s", l)
-	}
-	waitAgentLibvirt(t, ctx, g, 0)
+	waitAgent(t, ctx, g, 0)
 	// libvirtd chose the channel's socket and is connected to the guest's agent.
 	x, err := g.Virsh(ctx, "dumpxml", g.Domain())
 	if err != nil || !regexp.MustCompile(`<source mode='bind' path='[^']+'/>\s*<target type='virtio' name='org.qemu.guest_agent.0' state='connected'/>`).MatchString(x) {
@@ -79,38 +71,10 @@ func TestAgentLibvirt(t *testing.T) {
 	}
 	target := []string{"--libvirt", "qemu:///system", "--domain", g.Domain()}
 
-	rep := livePreflight(t, ctx, 1, target)
-	if rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpNone {
-		t.Errorf("preflight --live before arming: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
-	}
-
-	n := len(g.Observations(0))
-	out := mustCrashkey(t, ctx, 0, append([]string{"arm", "--apply", "--reboot", "--reboot-timeout", "3m", "--json"}, target...)...)
-	var r live.Result
-	if err := json.Unmarshal([]byte(out), &r); err != nil || !r.Rebooted || r.RebootNeeded || len(r.Checks) == 0 {
-		t.Fatalf("arm --apply --reboot: %v\n%s", err, out)
-	}
-	if !strings.HasPrefix(r.File, "/tmp/crashkey-arm-") {
-		t.Errorf("arm --apply wrote %q, want a file in the guest's temp folder", r.File)
-	}
-	if _, err := g.WaitFor(ctx, n, func(o harness.Observation) bool { return o.Kind == "boot" }); err != nil {
-		t.Fatalf("no second boot: %v", err)
-	}
+	armAndReboot(t, ctx, g, target)
 	// The same domain restarted (on_reboot restart), it was not destroyed and started anew.
 	if st, err := g.Virsh(ctx, "domstate", g.Domain()); err != nil || strings.TrimSpace(st) != "running" {
 		t.Errorf("domain state after the reboot: %q %v", st, err)
-	}
-	winWait(t, ctx, g, n, "move ")
-	if l := winLine(t, g, n, "controlset="); winField(l, "imported") == "0" {
-		t.Errorf("second boot: %s", l)
-	}
-	if l := winLine(t, g, n, "driver=i8042prt"); winField(l, "armed") != "true" {
-		t.Fatalf("second boot: %s", l)
-	}
-	waitAgentLibvirt(t, ctx, g, n)
-	rep = livePreflight(t, ctx, 0, target)
-	if !rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpKernel {
-		t.Errorf("preflight --live after the reboot: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
 	}
 
 	// The stand-in keeps imported values beside its SYSTEM hive (standin.RegStatePath), so
@@ -121,38 +85,5 @@ func TestAgentLibvirt(t *testing.T) {
 	winWait(t, ctx, g, mark, "exec-crash")
 	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
 		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
-	}
-}
-
-// waitAgentLibvirt waits until the domain's qemu-ga (started at or after observation from)
-// answers a ping through libvirt: libvirt connects to the channel when the guest opens its
-// port, and what reaches the port before qemu-ga set it up is lost.
-func waitAgentLibvirt(t *testing.T, ctx context.Context, g *harness.Guest, from int) {
-	t.Helper()
-	o, err := g.WaitFor(ctx, from, func(o harness.Observation) bool { return o.Kind == "agent" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(o.Line, "agent started /dev/vport") {
-		t.Fatalf("agent: %s", o.Line)
-	}
-	tg, err := vm.Dial(ctx, vm.Address{LibvirtURI: "qemu:///system", Domain: g.Domain()}, vm.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	ag, err := tg.Agent(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ag.Close()
-	for i := 0; ; i++ {
-		if err = ag.Ping(ctx); err == nil {
-			return
-		}
-		if i == 20 {
-			t.Fatal(err)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }

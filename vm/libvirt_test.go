@@ -494,6 +494,22 @@ func (c *fakeConn) QEMUDomainAgentCommand(dom libvirt.Domain, cmd string, timeou
 	return c.fakeLibvirt.QEMUDomainAgentCommand(dom, cmd, timeout, flags)
 }
 
+// connAgent is the agent of a libvirt target (10 s call timeout) whose every connection dial
+// makes.
+func connAgent(t *testing.T, dial func() *fakeConn) Agent {
+	t.Helper()
+	tg, err := newLibvirtTarget(context.Background(), "qemu:///system", "win11", Options{Timeout: 10 * time.Second},
+		func(context.Context) (libvirtAPI, error) { return dial(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tg.Agent(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestLibvirtAgentRebootHang: while the guest reboots its agent may not answer at all; the
 // ping's deadline then drops the libvirt connection, and the wait goes on over a new one
 // until the agent answers again. libvirtd is asked to give up before crashkey's deadline.
@@ -502,19 +518,11 @@ func TestLibvirtAgentRebootHang(t *testing.T) {
 	hangUntil := time.Now().Add(3 * time.Second)
 	upAt := hangUntil.Add(time.Second)
 	var conns []*fakeConn
-	tg, err := newLibvirtTarget(context.Background(), "qemu:///system", "win11", Options{Timeout: 10 * time.Second},
-		func(context.Context) (libvirtAPI, error) {
-			c := &fakeConn{fakeLibvirt: f, hangUntil: hangUntil, upAt: upAt}
-			conns = append(conns, c)
-			return c, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := tg.Agent(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := connAgent(t, func() *fakeConn {
+		c := &fakeConn{fakeLibvirt: f, hangUntil: hangUntil, upAt: upAt}
+		conns = append(conns, c)
+		return c
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := a.Reboot(ctx); err != nil {
@@ -566,19 +574,11 @@ func TestAgentTimeout(t *testing.T) {
 // come back; the wait says so at once instead of waiting out the timeout.
 func TestLibvirtAgentRebootShutOff(t *testing.T) {
 	f := &fakeLibvirt{state: 1, reason: 1, xml: testDomainXML}
-	tg, err := newLibvirtTarget(context.Background(), "qemu:///system", "win11", Options{Timeout: 10 * time.Second},
-		func(context.Context) (libvirtAPI, error) { return &fakeConn{fakeLibvirt: f, offAfterReboot: true}, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := tg.Agent(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := connAgent(t, func() *fakeConn { return &fakeConn{fakeLibvirt: f, offAfterReboot: true} })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	err = a.Reboot(ctx)
+	err := a.Reboot(ctx)
 	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "<on_reboot>restart</on_reboot>") {
 		t.Fatalf("reboot of a domain that shuts off: %v", err)
 	}
