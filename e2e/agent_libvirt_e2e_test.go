@@ -44,7 +44,8 @@ func TestAgentLibvirt(t *testing.T) {
 			out, errOut, code := crashkey(t, ctx, append(args, "--libvirt", "qemu:///system", "--domain", g.Domain())...)
 			if code != 3 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
 				!strings.Contains(errOut, "no guest agent answers") || !strings.Contains(errOut, "QEMU guest agent is not configured") ||
-				!strings.Contains(errOut, "no agent channel: add <channel type='unix'>") {
+				!strings.Contains(errOut, "no agent channel: add <channel type='unix'>") ||
+				!strings.Contains(errOut, "(virsh -c 'qemu:///system' edit '"+g.Domain()+"')") {
 				t.Errorf("crashkey %s on a domain without an agent channel: exit %d, want 3 and one error line with the fix\nstdout:\n%s\nstderr:\n%s",
 					strings.Join(args, " "), code, out, errOut)
 			}

@@ -186,7 +186,7 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, domainError{err, r.t.uri, r.t.domain}
 	}
 	if len(reply) == 0 {
 		return json.RawMessage("{}"), nil
@@ -234,6 +234,9 @@ func (r libvirtAgentRunner) reboot(ctx context.Context) error {
 	err := r.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
 		return api.DomainReboot(dom, libvirt.DomainRebootGuestAgent)
 	})
+	if err != nil {
+		err = domainError{err, r.t.uri, r.t.domain}
+	}
 	return classify("reboot", err)
 }
 func (r libvirtAgentRunner) close() error { return nil }

@@ -71,12 +71,28 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
-// The fixes classify names for a libvirt domain without an agent channel and for an agent
-// that does not answer on its channel.
-const (
-	fixLibvirtChannel = "the domain has no agent channel: add <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel> to its <devices> (virsh edit DOMAIN), restart it, and run the QEMU guest agent in the guest"
-	fixAgentRunning   = "the domain has an agent channel but no agent answers on it: start the QEMU guest agent in the guest (Windows: virtio-win guest tools, service QEMU-GA; Linux: qemu-guest-agent), or wait until the guest has booted"
-)
+// fixAgentRunning is the fix classify names for an agent that does not answer on its channel.
+const fixAgentRunning = "the domain has an agent channel but no agent answers on it: start the QEMU guest agent in the guest (Windows: virtio-win guest tools, service QEMU-GA; Linux: qemu-guest-agent), or wait until the guest has booted"
+
+// domainError is a libvirt agent call's failure with the domain it was for, so that the fixes
+// classify names are commands for that domain.
+type domainError struct {
+	err         error
+	uri, domain string
+}
+
+func (e domainError) Error() string { return e.err.Error() }
+func (e domainError) Unwrap() error { return e.err }
+
+// virsh is the virsh command line of verb (e.g. "edit") for the domain of err, or with
+// placeholders.
+func virsh(err error, verb string) string {
+	var de domainError
+	if !errors.As(err, &de) {
+		return "virsh " + verb + " DOMAIN"
+	}
+	return fmt.Sprintf("virsh -c '%s' %s '%s'", de.uri, verb, de.domain)
+}
 
 // classify maps an agent call's failure to the typed errors.
 func classify(command string, err error) error {
@@ -99,11 +115,11 @@ func classify(command string, err error) error {
 		m := strings.ToLower(le.Message)
 		switch {
 		case le.Code == uint32(libvirt.ErrArgumentUnsupported) || strings.Contains(m, "agent is not configured"):
-			return fmt.Errorf("%w: %w (%s)", ErrNoAgent, err, fixLibvirtChannel)
+			return fmt.Errorf("%w: %w (the domain has no agent channel: add <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel> to its <devices> (%s), restart it, and run the QEMU guest agent in the guest)", ErrNoAgent, err, virsh(err, "edit"))
 		case le.Code == uint32(libvirt.ErrAgentUnresponsive) || strings.Contains(m, "agent is not"):
 			return fmt.Errorf("%w: %w (%s)", ErrNoAgent, err, fixAgentRunning)
 		case le.Code == uint32(libvirt.ErrOperationInvalid) && strings.Contains(m, "not running"):
-			return fmt.Errorf("%w: %w (start it: virsh start DOMAIN)", ErrNotRunning, err)
+			return fmt.Errorf("%w: %w (start it: %s)", ErrNotRunning, err, virsh(err, "start"))
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

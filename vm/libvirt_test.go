@@ -586,7 +586,7 @@ func TestLibvirtAgentRebootShutOff(t *testing.T) {
 		t.Errorf("took %v: the wait went on after the domain stopped", d)
 	}
 	// A domain that is not running is no missing agent: its own error and fix.
-	if err := a.Ping(context.Background()); !errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "virsh start") {
+	if err := a.Ping(context.Background()); !errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "virsh -c 'qemu:///system' start 'win11'") {
 		t.Errorf("ping of a stopped domain: %v", err)
 	}
 }
@@ -608,6 +608,11 @@ func TestClassifyLibvirt(t *testing.T) {
 			!strings.Contains(err.Error(), tt.err.Message) {
 			t.Errorf("classify(%d %q) = %v, want %v with %q", tt.err.Code, tt.err.Message, err, tt.want, tt.fix)
 		}
+	}
+	// The fix names the domain when the error says which.
+	err := classify("guest-ping", domainError{refusal{libvirt.Error{Code: 74, Message: "argument unsupported: QEMU guest agent is not configured"}}, "qemu+ssh://root@h/system", "win 11"})
+	if !errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "(virsh -c 'qemu+ssh://root@h/system' edit 'win 11')") {
+		t.Errorf("classify of a domain's error = %v", err)
 	}
 	// Other libvirt errors pass through unchanged.
 	other := refusal{libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is paused"}}
