@@ -157,12 +157,71 @@ func TestAgentArmReboot(t *testing.T) {
 		PVPanic: true, Disks: []harness.Disk{{Path: disk, Format: "qcow2"}},
 		Mode: "windows", AllowReboot: true, Agent: true,
 	})
+	waitAgent(t, ctx, g, 0)
+	target := []string{"--qmp", g.QMPAddr(), "--agent", g.AgentAddr()}
+	armAndReboot(t, ctx, g, target)
+
+	// The stand-in keeps imported values beside its SYSTEM hive (standin.RegStatePath), not in
+	// it as Windows does, so run's offline preflight of the disk still reads the unarmed hive:
+	// --force goes on, and the keys that fire show the armed keyboard model.
+	mark := g.Mark()
+	wr, _ := winRun(t, ctx, g, disk, 0, "--force")
+	sum := winWantDump(t, ctx, wr, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
+	if f := winWait(t, ctx, g, mark, "fired ").Line; !strings.Contains(f, "bus=ps2") {
+		t.Errorf("guest: %s", f)
+	}
+	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
+		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
+	}
+}
+
+// waitAgent waits until the guest's qemu-ga (started at or after observation from) answers a
+// ping, over its socket or, for a libvirt domain, through libvirt: what reaches its port before
+// it set the port up is lost, and libvirtd connects to the channel only when the guest opens it.
+func waitAgent(t *testing.T, ctx context.Context, g *harness.Guest, from int) {
+	t.Helper()
+	o, err := g.WaitFor(ctx, from, func(o harness.Observation) bool { return o.Kind == "agent" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.Line, "agent started /dev/vport") {
+		t.Fatalf("agent: %s", o.Line)
+	}
+	addr := vm.Address{QMP: g.QMPAddr()}
+	if g.Domain() != "" {
+		addr = vm.Address{LibvirtURI: "qemu:///system", Domain: g.Domain()}
+	}
+	tg, err := vm.Dial(ctx, addr, vm.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	for i := 0; ; i++ {
+		ag, err := tg.Agent(ctx, g.AgentAddr())
+		if err == nil {
+			err = ag.Ping(ctx)
+			ag.Close()
+			if err == nil {
+				return
+			}
+		}
+		if i == 20 {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// armAndReboot arms an unarmed stand-in Windows guest whose agent answers through the target
+// flags, as a user arms a running Windows guest: preflight --live says it is not armed; arm
+// --apply --reboot writes the values (the stand-in keeps them on its disk, reg query shows them
+// at once), restarts it and waits for its agent; at the next boot the keyboard model is armed
+// and preflight --live says so.
+func armAndReboot(t *testing.T, ctx context.Context, g *harness.Guest, target []string) {
+	t.Helper()
 	if l := winLine(t, g, 0, "driver=i8042prt"); winField(l, "armed") != "false" {
 		t.Fatalf("the unarmed disk boots armed: %s", l)
 	}
-	waitAgent(t, ctx, g, 0)
-	target := []string{"--qmp", g.QMPAddr(), "--agent", g.AgentAddr()}
-
 	rep := livePreflight(t, ctx, 1, target)
 	if rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpNone {
 		t.Errorf("preflight --live before arming: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
@@ -173,6 +232,9 @@ func TestAgentArmReboot(t *testing.T) {
 	var r live.Result
 	if err := json.Unmarshal([]byte(out), &r); err != nil || !r.Rebooted || r.RebootNeeded || len(r.Checks) == 0 {
 		t.Fatalf("arm --apply --reboot: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(r.File, "/tmp/crashkey-arm-") {
+		t.Errorf("arm --apply wrote %q, want a file in the guest's temp folder", r.File)
 	}
 	if _, err := g.WaitFor(ctx, n, func(o harness.Observation) bool { return o.Kind == "boot" }); err != nil {
 		t.Fatalf("no second boot: %v", err)
@@ -191,46 +253,6 @@ func TestAgentArmReboot(t *testing.T) {
 		t.Errorf("preflight --live after the reboot: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
 	}
 
-	// The stand-in keeps imported values beside its SYSTEM hive (standin.RegStatePath), not in
-	// it as Windows does, so run's offline preflight of the disk still reads the unarmed hive:
-	// --force goes on, and the keys that fire show the armed keyboard model.
-	mark := g.Mark()
-	wr, _ := winRun(t, ctx, g, disk, 0, "--force")
-	sum := winWantDump(t, ctx, wr, dump.BugCheckManuallyInitiated, false, "bitmap kernel")
-	if f := winWait(t, ctx, g, mark, "fired ").Line; !strings.Contains(f, "bus=ps2") {
-		t.Errorf("guest: %s", f)
-	}
-	if d := winWait(t, ctx, g, mark, "dump ").Line; winField(d, "sha256") != sum {
-		t.Errorf("the guest wrote %s, crashkey pulled sha256 %s", d, sum)
-	}
-}
-
-// waitAgent waits until the guest's qemu-ga (started at or after observation from) answers a
-// handshake: what reaches its port before it set the port up is lost.
-func waitAgent(t *testing.T, ctx context.Context, g *harness.Guest, from int) {
-	t.Helper()
-	o, err := g.WaitFor(ctx, from, func(o harness.Observation) bool { return o.Kind == "agent" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(o.Line, "agent started /dev/vport") {
-		t.Fatalf("agent: %s", o.Line)
-	}
-	tg, err := vm.Dial(ctx, vm.Address{QMP: g.QMPAddr()}, vm.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	for i := 0; ; i++ {
-		ag, err := tg.Agent(ctx, g.AgentAddr())
-		if err == nil {
-			ag.Close()
-			return
-		}
-		if i == 10 {
-			t.Fatal(err)
-		}
-	}
 }
 
 // livePreflight runs crashkey preflight --live --json and decodes its report.

@@ -148,8 +148,16 @@ type winCheck struct {
 // report; it fails the test unless the exit code is want.
 func winRun(t *testing.T, ctx context.Context, g *harness.Guest, disk string, want int, args ...string) (*winReport, string) {
 	t.Helper()
+	return winRunOn(t, ctx, []string{"--qmp", g.QMPAddr()}, disk, want, args...)
+}
+
+// winRunOn is winRun against the target that the target flags name (e.g. --libvirt URI
+// --domain NAME).
+func winRunOn(t *testing.T, ctx context.Context, target []string, disk string, want int, args ...string) (*winReport, string) {
+	t.Helper()
 	out := t.TempDir()
-	full := append([]string{"run", "--qmp", g.QMPAddr(), "--disk", disk, "--json", "--out", out, "--poll", "1s", "--timeout", "3m"}, args...)
+	full := append(append([]string{"run"}, target...), "--disk", disk, "--json", "--out", out, "--poll", "1s", "--timeout", "3m")
+	full = append(full, args...)
 	start := time.Now()
 	stdout, stderr, code := crashkey(t, ctx, full...)
 	t.Logf("crashkey %s: exit %d in %v", strings.Join(full, " "), code, time.Since(start).Round(100*time.Millisecond))

@@ -179,17 +179,14 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 		return nil, err
 	}
 	var reply []string
-	timeout := int32(r.t.opts.Timeout.Seconds())
-	if timeout < 1 {
-		timeout = 1
-	}
+	timeout := agentTimeout(ctx, r.t.opts.Timeout)
 	err = r.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
 		var err error
 		reply, err = api.QEMUDomainAgentCommand(dom, string(b), timeout, 0)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, domainError{err, r.t.uri, r.t.domain}
 	}
 	if len(reply) == 0 {
 		return json.RawMessage("{}"), nil
@@ -207,7 +204,29 @@ func (r libvirtAgentRunner) run(ctx context.Context, command string, args any) (
 	return m.Return, nil
 }
 
-func (r libvirtAgentRunner) reconnect(context.Context) error { return nil }
+// agentTimeout is the seconds libvirtd waits for the agent's reply: the call's timeout, or
+// less when ctx ends sooner, so that libvirtd gives up (and answers) before crashkey's own
+// deadline drops the connection; at least 1.
+func agentTimeout(ctx context.Context, d time.Duration) int32 {
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < d {
+			d = left
+		}
+	}
+	if s := int32(d / time.Second); s > 1 {
+		return s
+	}
+	return 1
+}
+
+// reconnect makes a new libvirt connection when a deadline dropped the last one (an agent
+// that did not answer while the guest rebooted); the agent's channel itself is libvirtd's.
+func (r libvirtAgentRunner) reconnect(ctx context.Context) error {
+	if !r.t.dropped.Load() {
+		return nil
+	}
+	return r.t.reconnect(ctx)
+}
 
 // reboot has libvirt restart the guest through its agent (virDomainReboot with
 // VIR_DOMAIN_REBOOT_GUEST_AGENT), which knows that guest-shutdown gets no reply.
@@ -215,6 +234,9 @@ func (r libvirtAgentRunner) reboot(ctx context.Context) error {
 	err := r.t.call(ctx, func(api libvirtAPI, dom libvirt.Domain) error {
 		return api.DomainReboot(dom, libvirt.DomainRebootGuestAgent)
 	})
+	if err != nil {
+		err = domainError{err, r.t.uri, r.t.domain}
+	}
 	return classify("reboot", err)
 }
 func (r libvirtAgentRunner) close() error { return nil }

@@ -71,6 +71,29 @@ func (e *ExitError) Error() string {
 	return msg
 }
 
+// fixAgentRunning is the fix classify names for an agent that does not answer on its channel.
+const fixAgentRunning = "the domain has an agent channel but no agent answers on it: start the QEMU guest agent in the guest (Windows: virtio-win guest tools, service QEMU-GA; Linux: qemu-guest-agent), or wait until the guest has booted"
+
+// domainError is a libvirt agent call's failure with the domain it was for, so that the fixes
+// classify names are commands for that domain.
+type domainError struct {
+	err         error
+	uri, domain string
+}
+
+func (e domainError) Error() string { return e.err.Error() }
+func (e domainError) Unwrap() error { return e.err }
+
+// virsh is the virsh command line of verb (e.g. "edit") for the domain of err, or with
+// placeholders.
+func virsh(err error, verb string) string {
+	var de domainError
+	if !errors.As(err, &de) {
+		return "virsh " + verb + " DOMAIN"
+	}
+	return fmt.Sprintf("virsh -c '%s' %s '%s'", de.uri, verb, de.domain)
+}
+
 // classify maps an agent call's failure to the typed errors.
 func classify(command string, err error) error {
 	if err == nil {
@@ -89,12 +112,14 @@ func classify(command string, err error) error {
 	}
 	var le libvirt.Error
 	if errors.As(err, &le) {
-		switch le.Code {
-		case 86, 74: // VIR_ERR_AGENT_UNRESPONSIVE, VIR_ERR_ARGUMENT_UNSUPPORTED ("agent is not configured")
-			return fmt.Errorf("%w: %w (add a guest agent channel to the domain and run qemu-ga in the guest)", ErrNoAgent, err)
-		}
-		if strings.Contains(strings.ToLower(le.Message), "agent is not") {
-			return fmt.Errorf("%w: %w (add a guest agent channel to the domain and run qemu-ga in the guest)", ErrNoAgent, err)
+		m := strings.ToLower(le.Message)
+		switch {
+		case le.Code == uint32(libvirt.ErrArgumentUnsupported) || strings.Contains(m, "agent is not configured"):
+			return fmt.Errorf("%w: %w (the domain has no agent channel: add <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel> to its <devices> (%s), restart it, and run the QEMU guest agent in the guest)", ErrNoAgent, err, virsh(err, "edit"))
+		case le.Code == uint32(libvirt.ErrAgentUnresponsive) || strings.Contains(m, "agent is not"):
+			return fmt.Errorf("%w: %w (%s)", ErrNoAgent, err, fixAgentRunning)
+		case le.Code == uint32(libvirt.ErrOperationInvalid) && strings.Contains(m, "not running"):
+			return fmt.Errorf("%w: %w (start it: %s)", ErrNotRunning, err, virsh(err, "start"))
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -299,6 +324,10 @@ func (a *agent) Reboot(ctx context.Context) error {
 	down := false
 	for {
 		err := ping()
+		if cerr := classify("guest-ping", err); errors.Is(cerr, ErrNotRunning) {
+			// libvirt: the domain shut down instead of restarting (<on_reboot>destroy).
+			return fmt.Errorf("guest agent: reboot: the guest stopped instead of restarting (its reboot must restart it: libvirt <on_reboot>restart</on_reboot>): %w", cerr)
+		}
 		if err != nil {
 			down = true
 		} else if down {

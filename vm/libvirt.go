@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
@@ -45,6 +46,8 @@ type libvirtTarget struct {
 	mu  sync.Mutex
 	api libvirtAPI
 	dom libvirt.Domain
+	// dropped is set when a deadline dropped the connection (call) and cleared by connect.
+	dropped atomic.Bool
 }
 
 // DialLibvirt connects to libvirt at uri and looks up the domain by name. The URI may be
@@ -118,6 +121,7 @@ func (t *libvirtTarget) connect(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	t.api, t.dom = api, dom
+	t.dropped.Store(false)
 	t.mu.Unlock()
 	return nil
 }
@@ -154,7 +158,10 @@ func (t *libvirtTarget) current() (libvirtAPI, libvirt.Domain) {
 // error libvirtd answered becomes a refusal.
 func (t *libvirtTarget) call(ctx context.Context, f func(api libvirtAPI, dom libvirt.Domain) error) error {
 	api, dom := t.current()
-	err := withDeadline(ctx, t.opts.Timeout, func() error { return f(api, dom) }, func() { go api.Disconnect() })
+	err := withDeadline(ctx, t.opts.Timeout, func() error { return f(api, dom) }, func() {
+		t.dropped.Store(true)
+		go api.Disconnect()
+	})
 	var lerr libvirt.Error
 	if errors.As(err, &lerr) {
 		return refusal{err}

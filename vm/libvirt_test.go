@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,5 +449,174 @@ func TestLibvirtResumeActionsAgent(t *testing.T) {
 	f.agentDown = true
 	if err := a.Ping(context.Background()); err == nil || !strings.Contains(err.Error(), "not responding") {
 		t.Errorf("ping of a silent agent: %v", err)
+	}
+}
+
+// fakeConn is one connection to fakeLibvirt: after Disconnect its calls fail, as go-libvirt's
+// do, until a new one is dialled. Its agent hangs (no reply, as an agent busy shutting the
+// guest down) until hangUntil, then says it is not connected until upAt.
+type fakeConn struct {
+	*fakeLibvirt
+	closed          atomic.Bool
+	offAfterReboot  bool // the domain shuts off when the guest reboots (<on_reboot>destroy)
+	hangUntil, upAt time.Time
+	mu              sync.Mutex
+	timeouts        []int32
+}
+
+func (c *fakeConn) Disconnect() error {
+	c.closed.Store(true)
+	return c.fakeLibvirt.Disconnect()
+}
+
+func (c *fakeConn) QEMUDomainAgentCommand(dom libvirt.Domain, cmd string, timeout int32, flags uint32) (libvirt.OptString, error) {
+	if c.closed.Load() {
+		return nil, errors.New("libvirt: connection closed")
+	}
+	c.mu.Lock()
+	c.timeouts = append(c.timeouts, timeout)
+	c.mu.Unlock()
+	c.fakeLibvirt.mu.Lock()
+	off := c.offAfterReboot && c.fakeLibvirt.reboots > 0
+	c.fakeLibvirt.mu.Unlock()
+	if off {
+		return nil, libvirt.Error{Code: uint32(libvirt.ErrOperationInvalid), Message: "Requested operation is not valid: domain is not running"}
+	}
+	if strings.Contains(cmd, "guest-ping") {
+		if d := time.Until(c.hangUntil); d > 0 {
+			time.Sleep(d)
+			return nil, libvirt.Error{Code: 86, Message: "Guest agent is not responding: Guest agent not available for now"}
+		}
+		if time.Now().Before(c.upAt) {
+			return nil, libvirt.Error{Code: 86, Message: "Guest agent is not responding: QEMU guest agent is not connected"}
+		}
+	}
+	return c.fakeLibvirt.QEMUDomainAgentCommand(dom, cmd, timeout, flags)
+}
+
+// connAgent is the agent of a libvirt target (10 s call timeout) whose every connection dial
+// makes.
+func connAgent(t *testing.T, dial func() *fakeConn) Agent {
+	t.Helper()
+	tg, err := newLibvirtTarget(context.Background(), "qemu:///system", "win11", Options{Timeout: 10 * time.Second},
+		func(context.Context) (libvirtAPI, error) { return dial(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tg.Agent(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestLibvirtAgentRebootHang: while the guest reboots its agent may not answer at all; the
+// ping's deadline then drops the libvirt connection, and the wait goes on over a new one
+// until the agent answers again. libvirtd is asked to give up before crashkey's deadline.
+func TestLibvirtAgentRebootHang(t *testing.T) {
+	f := &fakeLibvirt{state: 1, reason: 1, xml: testDomainXML}
+	hangUntil := time.Now().Add(3 * time.Second)
+	upAt := hangUntil.Add(time.Second)
+	var conns []*fakeConn
+	a := connAgent(t, func() *fakeConn {
+		c := &fakeConn{fakeLibvirt: f, hangUntil: hangUntil, upAt: upAt}
+		conns = append(conns, c)
+		return c
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if f.reboots != 1 {
+		t.Errorf("%d reboots", f.reboots)
+	}
+	if len(conns) < 2 {
+		t.Fatalf("%d connections: the dropped one was not replaced", len(conns))
+	}
+	// The pings run with a 2 s deadline: libvirtd waits at most 1 s for the agent.
+	for _, c := range conns {
+		for _, to := range c.timeouts {
+			if to < 1 || to > 2 {
+				t.Errorf("agent command timeout %d s under a 2 s deadline", to)
+			}
+		}
+	}
+	if err := a.Ping(context.Background()); err != nil {
+		t.Errorf("ping after the reboot: %v", err)
+	}
+}
+
+func TestAgentTimeout(t *testing.T) {
+	bg := context.Background()
+	short, cancel := context.WithTimeout(bg, 2500*time.Millisecond)
+	defer cancel()
+	tiny, cancel2 := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel2()
+	for _, tt := range []struct {
+		ctx  context.Context
+		d    time.Duration
+		want int32
+	}{
+		{bg, 10 * time.Second, 10},
+		{bg, 300 * time.Millisecond, 1},
+		{short, 10 * time.Second, 2},
+		{short, time.Second, 1},
+		{tiny, 10 * time.Second, 1},
+	} {
+		if got := agentTimeout(tt.ctx, tt.d); got != tt.want {
+			t.Errorf("agentTimeout(%v) = %d, want %d", tt.d, got, tt.want)
+		}
+	}
+}
+
+// TestLibvirtAgentRebootShutOff: a domain whose reboot destroys it (<on_reboot>destroy) does not
+// come back; the wait says so at once instead of waiting out the timeout.
+func TestLibvirtAgentRebootShutOff(t *testing.T) {
+	f := &fakeLibvirt{state: 1, reason: 1, xml: testDomainXML}
+	a := connAgent(t, func() *fakeConn { return &fakeConn{fakeLibvirt: f, offAfterReboot: true} })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	err := a.Reboot(ctx)
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "<on_reboot>restart</on_reboot>") {
+		t.Fatalf("reboot of a domain that shuts off: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the wait went on after the domain stopped", d)
+	}
+	// A domain that is not running is no missing agent: its own error and fix.
+	if err := a.Ping(context.Background()); !errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "virsh -c 'qemu:///system' start 'win11'") {
+		t.Errorf("ping of a stopped domain: %v", err)
+	}
+}
+
+// TestClassifyLibvirt: libvirt's agent errors become the typed errors with the fix that fits.
+func TestClassifyLibvirt(t *testing.T) {
+	for _, tt := range []struct {
+		err         libvirt.Error
+		want        error
+		fix, notFix string
+	}{
+		{libvirt.Error{Code: 74, Message: "argument unsupported: QEMU guest agent is not configured"}, ErrNoAgent, "<channel type='unix'>", "service QEMU-GA"},
+		{libvirt.Error{Code: 86, Message: "Guest agent is not responding: QEMU guest agent is not connected"}, ErrNoAgent, "service QEMU-GA", "<channel"},
+		{libvirt.Error{Code: 1, Message: "internal error: QEMU guest agent is not connected"}, ErrNoAgent, "service QEMU-GA", "<channel"},
+		{libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is not running"}, ErrNotRunning, "virsh start", "agent channel"},
+	} {
+		err := classify("guest-ping", refusal{tt.err})
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.fix) || strings.Contains(err.Error(), tt.notFix) ||
+			!strings.Contains(err.Error(), tt.err.Message) {
+			t.Errorf("classify(%d %q) = %v, want %v with %q", tt.err.Code, tt.err.Message, err, tt.want, tt.fix)
+		}
+	}
+	// The fix names the domain when the error says which.
+	err := classify("guest-ping", domainError{refusal{libvirt.Error{Code: 74, Message: "argument unsupported: QEMU guest agent is not configured"}}, "qemu+ssh://root@h/system", "win 11"})
+	if !errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), "(virsh -c 'qemu+ssh://root@h/system' edit 'win 11')") {
+		t.Errorf("classify of a domain's error = %v", err)
+	}
+	// Other libvirt errors pass through unchanged.
+	other := refusal{libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is paused"}}
+	if err := classify("guest-ping", other); err != error(other) {
+		t.Errorf("classify(other) = %v", err)
 	}
 }

@@ -83,8 +83,9 @@ type Config struct {
 	AllowReboot bool
 	// Agent adds the guest agent's channel as Windows guests have it: a virtio-serial port
 	// named org.qemu.guest_agent.0 behind the socket Guest.AgentAddr names (libvirt: a unix
-	// <channel> of that name). The guest /init runs Debian's qemu-ga (packed into the
-	// initramfs by Build) on it.
+	// <channel> of that name whose socket libvirtd picks and uses itself: reach the agent
+	// through libvirt). The guest /init runs Debian's qemu-ga (packed into the initramfs by
+	// Build) on it.
 	Agent bool
 	// QEMU is the emulator binary (default "qemu-system-x86_64").
 	QEMU string
@@ -204,7 +205,7 @@ type Paths struct {
 	Console string
 	// Data is the file behind ttyS1 (the recorder's observation lines).
 	Data string
-	// Agent is the guest agent channel's socket (with Config.Agent).
+	// Agent is the guest agent channel's socket (with Config.Agent; not for libvirt domains).
 	Agent string
 }
 

@@ -109,6 +109,7 @@ func TestDomainXML(t *testing.T) {
 			Append: "x='<y>'"}, opts: LibvirtOptions{OnCrash: "destroy", Emulator: "/opt/qemu"}},
 		{name: "uhci-q35", cfg: Config{Keyboards: []Keyboard{USBUHCI}, Machine: "q35"}},
 		{name: "vmcoreinfo", cfg: Config{VMCoreInfo: true, PublishHeader: true}},
+		{name: "agent", cfg: Config{Agent: true, AllowReboot: true}},
 		{name: "two usb", cfg: Config{Keyboards: []Keyboard{USBXHCI, USBUHCI}}, wantErr: "more than one USB keyboard"},
 		{name: "kvm", cfg: Config{Accel: "kvm"}, wantErr: "type='qemu'"},
 	}

@@ -126,7 +126,9 @@ func (g *Guest) QMPAddr() string {
 	return "unix:" + g.paths.QMP
 }
 
-// AgentAddr is the guest agent's socket as "unix:/path" (Config.Agent; empty otherwise).
+// AgentAddr is the guest agent's socket as "unix:/path" (Config.Agent; empty otherwise, and
+// empty for a libvirt domain, whose agent channel belongs to libvirtd: reach the agent through
+// libvirt, e.g. vm.Dial with the domain's libvirt address).
 func (g *Guest) AgentAddr() string {
 	if g.domain != "" || !g.cfg.Agent {
 		return ""

@@ -100,6 +100,12 @@ var domainTmpl = template.Must(template.New("domain").Funcs(template.FuncMap{
       <source path='{{x .Paths.Data}}'/>
       <target port='1'/>
     </serial>
+{{- if .Cfg.Agent}}
+    <channel type='unix'>
+      <source mode='bind'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+{{- end}}
     <input type='keyboard' bus='ps2'/>
 {{- if .USBModel}}
     <input type='keyboard' bus='usb'/>
