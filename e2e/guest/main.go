@@ -78,7 +78,11 @@ func main() {
 		fail(out, fmt.Errorf("sysctl: %w", err))
 	}
 	publishFromParams(e)
-	startAgent(e)
+	if name != "windows" {
+		// Windows starts its agent (a service) late in the boot, after the keyboard drivers:
+		// windowsMode starts it once its keyboards are open.
+		startAgent(e)
+	}
 	m, ok := modes[name]
 	if !ok {
 		fail(out, fmt.Errorf("unknown crashkey.mode %q (known: %s)", name, strings.Join(modeNames(), ", ")))

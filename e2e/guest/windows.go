@@ -97,6 +97,9 @@ func windowsMode(e *env) error {
 	go watchKmsg(e.out, g.nmi)
 	go watchCrashRequests(g)
 	openKeyboards(e, expectedKeyboards(e), g.feed)
+	// Only now the agent: an agent that answers means the keyboards listen, as on Windows,
+	// where the keyboard drivers load long before the guest agent service starts.
+	startAgent(e)
 	e.out.emit("ready")
 	hang()
 	return nil
