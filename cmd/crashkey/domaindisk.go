@@ -78,7 +78,7 @@ func (f *domainDiskFlags) open(ctx context.Context, stderr io.Writer, share bool
 
 // remoteGCPercent is the garbage collector's target while a disk is read through libvirt's
 // storage API: go-libvirt allocates a new buffer for every stream packet (256 KiB), so the
-// stream leaves garbage at the speed of the network. At 50 a 1100 MiB pull peaked at
+// stream leaves garbage at the speed of the network. At 50 a 512 MiB pull peaked at
 // 44–46 MiB of RSS, at the default 100 at 53–56 MiB, for the same CPU time (1.42–1.59 s
 // against 1.39–1.60 s per 512 MiB; the collector's marking is ~1.5% of it, the heap holding
 // no pointers to speak of), so the lower target is kept (measured with
