@@ -681,11 +681,14 @@ func (st *vstream) Held() bool { return st.held.Load() }
 func (st *vstream) Cut() <-chan struct{} { return st.cut }
 
 // Write takes the stream's bytes. It never fails (see withStallTimeout): what comes after the
-// reader left, or past the bytes asked for, is dropped (the latter fails the download).
+// reader left, past the bytes asked for (which fails the download) or after the download
+// ended is dropped. The last happens when a stalled or cut download was given up while
+// go-libvirt still delivered a packet of it: its partial block's buffer may fill another
+// download's block by then.
 func (st *vstream) Write(p []byte) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.quit || st.werr != nil {
+	if st.quit || st.ended || st.werr != nil {
 		return len(p), nil
 	}
 	if int64(len(p)) > st.endOff-st.pos {
@@ -695,12 +698,12 @@ func (st *vstream) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if st.fill == nil {
-			for len(st.ready) >= st.window && !st.quit {
+			for len(st.ready) >= st.window && !st.quit && !st.ended {
 				st.held.Store(true)
 				st.cond.Wait()
 			}
 			st.held.Store(false)
-			if st.quit {
+			if st.quit || st.ended {
 				return len(p), nil
 			}
 			st.fill, st.filled = st.pool.get(), 0
