@@ -335,3 +335,42 @@ func TestNeverReplacesTheImage(t *testing.T) {
 		t.Fatal("the image changed")
 	}
 }
+
+// sliceWriter records the writes it is given.
+type sliceWriter struct {
+	bytes.Buffer
+	writes, largest int
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.writes++
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestCopyWritesInSlices copies a source of an odd length (a chunk and a slice that are
+// not whole at the end): every write is at most writeSlice bytes, the bytes arrive in order,
+// and the SHA-256 the pipeline computes beside the writer is that of what was written.
+func TestCopyWritesInSlices(t *testing.T) {
+	src := make([]byte, 3*chunkSize+writeSlice/2+12345)
+	for i := range src {
+		src[i] = byte(i*7 + i>>16)
+	}
+	var w sliceWriter
+	sum, err := Copy(context.Background(), &w, bytes.NewReader(src), int64(len(src)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.Bytes(), src) {
+		t.Fatalf("wrote %d bytes, not the source's %d", w.Len(), len(src))
+	}
+	if got := sha256.Sum256(w.Bytes()); !bytes.Equal(sum, got[:]) {
+		t.Fatalf("sha256 %x, of the written bytes %x", sum, got)
+	}
+	if w.largest > writeSlice || w.largest == 0 {
+		t.Errorf("largest write %d bytes, want at most %d", w.largest, writeSlice)
+	}
+	if want := (len(src) + writeSlice - 1) / writeSlice; w.writes < want {
+		t.Errorf("%d writes for %d bytes: fewer than %d slices", w.writes, len(src), want)
+	}
+}

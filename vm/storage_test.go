@@ -366,3 +366,40 @@ func TestStallTimeout(t *testing.T) {
 		t.Fatalf("cut stream: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestVolumeLateWriteAfterFailure: a download that failed (a stall, a dropped connection)
+// may still deliver a packet afterwards, as go-libvirt's reader goroutine outlives the call
+// that gave up on it. That late packet must be dropped: its partial block's buffer has gone
+// back to the pool and fills the retried download's block by then.
+func TestVolumeLateWriteAfterFailure(t *testing.T) {
+	data := testData(4096)
+	retried, late := make(chan struct{}), make(chan struct{})
+	calls := 0
+	fetch := func(w io.Writer, off, n int64) error {
+		calls++
+		switch calls {
+		case 1:
+			w.Write(data[off : off+100])
+			go func() { // the packet that was on its way when the download was given up
+				<-retried
+				w.Write(bytes.Repeat([]byte{0xEE}, 100))
+				close(late)
+			}()
+			return libvirt.ErrInterrupted
+		default:
+			w.Write(data[off : off+300]) // past where the late packet would land
+			close(retried)
+			<-late
+			_, err := w.Write(data[off+300 : off+n])
+			return err
+		}
+	}
+	v := NewVolume("/pool/win.qcow2", int64(len(data)), VolumeOptions{BlockSize: 4096, CacheBlocks: 3}, fetch)
+	p := make([]byte, len(data))
+	if n, err := v.ReadAt(p, 0); n != len(p) || err != nil {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if i := bytes.IndexByte(p, 0xEE); !bytes.Equal(p, data) {
+		t.Fatalf("wrong bytes (the late packet's 0xEE at %d)", i)
+	}
+}

@@ -78,11 +78,11 @@ func (f *domainDiskFlags) open(ctx context.Context, stderr io.Writer, share bool
 
 // remoteGCPercent is the garbage collector's target while a disk is read through libvirt's
 // storage API: go-libvirt allocates a new buffer for every stream packet (256 KiB), so the
-// stream leaves garbage at the speed of the network. At the default 100 the heap grows to
-// twice what is live (the pull's pipeline and the volume's cache, ~43 MiB) and the peak RSS
-// passed 100 MiB; at 50 it stays under 80 MiB, and the extra collections of a heap that holds
-// no pointers cost less than the page faults of a larger one (measured:
-// scripts/bench/remote-pull.sh).
+// stream leaves garbage at the speed of the network. At 50 a 512 MiB pull peaked at
+// 44–46 MiB of RSS, at the default 100 at 53–56 MiB, for the same CPU time (1.42–1.59 s
+// against 1.39–1.60 s per 512 MiB; the collector's marking is ~1.5% of it, the heap holding
+// no pointers to speak of), so the lower target is kept (measured with
+// scripts/bench/remote-pull.sh's setup and perf, 2026-12-06).
 const remoteGCPercent = 50
 
 // connectErr maps a dial error: a URI crashkey cannot use is bad input (2), anything else a
