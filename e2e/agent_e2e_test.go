@@ -189,7 +189,7 @@ func waitAgent(t *testing.T, ctx context.Context, g *harness.Guest, from int) {
 	}
 	addr := vm.Address{QMP: g.QMPAddr()}
 	if g.Domain() != "" {
-		addr = vm.Address{LibvirtURI: "qemu:///system", Domain: g.Domain()}
+		addr = vm.Address{LibvirtURI: vmLibvirtURI, Domain: g.Domain()}
 	}
 	tg, err := vm.Dial(ctx, addr, vm.Options{Timeout: 5 * time.Second})
 	if err != nil {
@@ -252,7 +252,6 @@ func armAndReboot(t *testing.T, ctx context.Context, g *harness.Guest, target []
 	if !rep.OK || hasProblem(rep, "reboot-needed") || rep.Settings.CrashControl.DumpType() != registry.DumpKernel {
 		t.Errorf("preflight --live after the reboot: ok=%t dump %s problems %+v", rep.OK, rep.Settings.CrashControl.DumpType(), rep.Problems)
 	}
-
 }
 
 // livePreflight runs crashkey preflight --live --json and decodes its report.

@@ -41,11 +41,11 @@ func TestAgentLibvirt(t *testing.T) {
 			{"preflight", "--live"},
 			{"arm", "--apply"},
 		} {
-			out, errOut, code := crashkey(t, ctx, append(args, "--libvirt", "qemu:///system", "--domain", g.Domain())...)
+			out, errOut, code := crashkey(t, ctx, append(args, "--libvirt", vmLibvirtURI, "--domain", g.Domain())...)
 			if code != 3 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
 				!strings.Contains(errOut, "no guest agent answers") || !strings.Contains(errOut, "QEMU guest agent is not configured") ||
 				!strings.Contains(errOut, "no agent channel: add <channel type='unix'>") ||
-				!strings.Contains(errOut, "(virsh -c 'qemu:///system' edit '"+g.Domain()+"')") {
+				!strings.Contains(errOut, "(virsh -c '"+vmLibvirtURI+"' edit '"+g.Domain()+"')") {
 				t.Errorf("crashkey %s on a domain without an agent channel: exit %d, want 3 and one error line with the fix\nstdout:\n%s\nstderr:\n%s",
 					strings.Join(args, " "), code, out, errOut)
 			}
@@ -70,7 +70,7 @@ func TestAgentLibvirt(t *testing.T) {
 	if err != nil || !regexp.MustCompile(`<source mode='bind' path='[^']+'/>\s*<target type='virtio' name='org.qemu.guest_agent.0' state='connected'/>`).MatchString(x) {
 		t.Errorf("domain XML without a connected agent channel: %v\n%s", err, x)
 	}
-	target := []string{"--libvirt", "qemu:///system", "--domain", g.Domain()}
+	target := []string{"--libvirt", vmLibvirtURI, "--domain", g.Domain()}
 
 	armAndReboot(t, ctx, g, target)
 	// The same domain restarted (on_reboot restart), it was not destroyed and started anew.
