@@ -38,8 +38,8 @@ type Guest struct {
 }
 
 // Start boots cfg's guest under QEMU (run by qemuboot.Launch) and returns once the QMP socket
-// answers, so that QMPAddr can be dialled at once. ctx bounds only the start; the guest runs until Stop. Call WaitReady
-// before injecting keys.
+// answers, so that QMPAddr can be dialled at once. ctx bounds only the start; the guest runs
+// until Stop. Call WaitReady before injecting keys.
 func Start(ctx context.Context, cfg Config) (*Guest, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

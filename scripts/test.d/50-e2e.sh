@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The e2e suite: boots the Linux test guest under QEMU (TCG) in each keyboard configuration and
-# through a private libvirtd, and asserts the exact streams the guest records. About 12 minutes on
+# through a private libvirtd, and asserts the exact streams the guest records. About 9 minutes on
 # 2 cores; the kernel download (first run only) is cached in ${CRASHKEY_CACHE:-$HOME/.cache/crashkey}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
