@@ -41,22 +41,13 @@ var allowed = map[string][]string{
 }
 
 func TestImportsPointDownwards(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+	imports, _ := listPackages(t)
+	for pkg, deps := range imports {
 		ok := map[string]bool{}
 		for _, a := range allowed[pkg] {
 			ok[a] = true
 		}
-		for _, imp := range fields[1:] {
-			if !strings.HasPrefix(imp, module+"/") {
-				continue
-			}
-			dep := strings.TrimPrefix(imp, module+"/")
+		for _, dep := range deps {
 			switch {
 			case strings.HasPrefix(dep, "cmd/"):
 				t.Errorf("%s imports %s: nothing may import cmd", pkg, dep)
@@ -79,32 +70,7 @@ func TestImportsPointDownwards(t *testing.T) {
 var testHelpers = []string{"vm/qmptest", "live/livetest", "e2e/standin"}
 
 func TestTestImportsPointDownwards(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f",
-		"{{.ImportPath}} {{join .Imports \",\"}} {{join .TestImports \",\"}} {{join .XTestImports \",\"}}",
-		module+"/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	own := func(list string) []string {
-		var r []string
-		for _, imp := range strings.Split(list, ",") {
-			if strings.HasPrefix(imp, module+"/") {
-				r = append(r, strings.TrimPrefix(imp, module+"/"))
-			}
-		}
-		return r
-	}
-	imports := map[string][]string{}
-	tests := map[string][]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, " ")
-		for len(f) < 4 {
-			f = append(f, "")
-		}
-		pkg := strings.TrimPrefix(strings.TrimPrefix(f[0], module), "/")
-		imports[pkg] = own(f[1])
-		tests[pkg] = append(own(f[2]), own(f[3])...)
-	}
+	imports, tests := listPackages(t)
 	isHelper := map[string]bool{}
 	for _, h := range testHelpers {
 		isHelper[h] = true
@@ -138,4 +104,36 @@ func TestTestImportsPointDownwards(t *testing.T) {
 			}
 		}
 	}
+}
+
+// listPackages returns, for each of the module's packages (its path below the module), the
+// module's packages it imports and those its tests import (in-package and external tests).
+func listPackages(t *testing.T) (imports, tests map[string][]string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f",
+		"{{.ImportPath}} {{join .Imports \",\"}} {{join .TestImports \",\"}} {{join .XTestImports \",\"}}",
+		module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	own := func(list string) []string {
+		var r []string
+		for _, imp := range strings.Split(list, ",") {
+			if strings.HasPrefix(imp, module+"/") {
+				r = append(r, strings.TrimPrefix(imp, module+"/"))
+			}
+		}
+		return r
+	}
+	imports, tests = map[string][]string{}, map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, " ")
+		for len(f) < 4 {
+			f = append(f, "")
+		}
+		pkg := strings.TrimPrefix(strings.TrimPrefix(f[0], module), "/")
+		imports[pkg] = own(f[1])
+		tests[pkg] = append(own(f[2]), own(f[3])...)
+	}
+	return imports, tests
 }
