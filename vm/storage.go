@@ -338,11 +338,12 @@ func withStallTimeout(ctx context.Context, stall time.Duration, pw *progressWrit
 	tick := time.NewTicker(max(stall/8, 10*time.Millisecond))
 	defer tick.Stop()
 	last, since := pw.n.Load(), time.Now()
+	cut := pw.cut()
 	for {
 		select {
 		case err := <-done:
 			return err
-		case <-pw.cut():
+		case <-cut:
 			abort()
 			return errLeft
 		case <-ctx.Done():
@@ -433,9 +434,10 @@ func newVolume(name string, size int64, opts VolumeOptions, fetch DownloadFunc) 
 	if opts.CacheBlocks < 3 {
 		opts.CacheBlocks = 3
 	}
-	return &Volume{name: name, size: size, bs: int64(opts.BlockSize), max: opts.CacheBlocks, window: max(opts.CacheBlocks/2, 1),
+	window := opts.CacheBlocks / 2
+	return &Volume{name: name, size: size, bs: int64(opts.BlockSize), max: opts.CacheBlocks, window: window,
 		span: maxSpan, drain: drainMax, fetch: fetch, blocks: map[int64]*cblock{}, lastMiss: -2,
-		pool: bufPool{size: opts.BlockSize, keep: opts.CacheBlocks/2 + 2}}
+		pool: bufPool{size: opts.BlockSize, keep: window + 2}}
 }
 
 // Name is the volume's path on the daemon's host.
@@ -486,9 +488,6 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
-
-// blockLen is the length of block i (the last one may be short).
-func (v *Volume) blockLen(i int64) int64 { return min(v.bs, v.size-i*v.bs) }
 
 // block returns cached block i, or takes it from the stream, starting one on a miss.
 func (v *Volume) block(i int64) (*cblock, error) {
@@ -634,6 +633,14 @@ func (v *Volume) cached() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return len(v.blocks)
+}
+
+// streamHeld reports whether the stream's writer waits for its reader (tests).
+func (v *Volume) streamHeld() bool {
+	v.mu.Lock()
+	st := v.st
+	v.mu.Unlock()
+	return st != nil && st.Held()
 }
 
 // buffered is the number of downloaded blocks the stream holds for the reader (tests).
