@@ -64,6 +64,23 @@ type followResult struct {
 	AtDone int64
 }
 
+// followed is followFile's outcome.
+type followed struct {
+	r   followResult
+	err error
+}
+
+// goFollow runs followFile in a goroutine of its own; its outcome arrives on the returned
+// channel, whose buffer lets the goroutine end whether or not anyone receives.
+func goFollow(ctx context.Context, path string, done <-chan struct{}, opts followOptions) <-chan followed {
+	ch := make(chan followed, 1)
+	go func() {
+		r, err := followFile(ctx, path, done, opts)
+		ch <- followed{r, err}
+	}()
+	return ch
+}
+
 // followFile hashes path while a writer grows it, until done is closed (the writer has
 // finished and will write no more) and the end of the file is reached. It holds one buffer
 // and a copy of the file's head, whatever the file's size.
@@ -77,7 +94,8 @@ func followFile(ctx context.Context, path string, done <-chan struct{}, opts fol
 	if opts.Buf <= 0 {
 		opts.Buf = 1 << 20
 	}
-	fw := &follower{opts: opts, buf: make([]byte, opts.Buf), head: make([]byte, 0, opts.Head), h: sha256.New()}
+	opts.Buf = max(opts.Buf, opts.Head) // verify reads the head into buf
+	fw := &follower{buf: make([]byte, opts.Buf), head: make([]byte, 0, opts.Head), h: sha256.New()}
 	defer fw.close()
 	if err := fw.open(path); err != nil {
 		return followResult{}, err
@@ -104,11 +122,11 @@ func followFile(ctx context.Context, path string, done <-chan struct{}, opts fol
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fw.res, fmt.Errorf("reading %s: %w", path, err)
 		}
-		if n == len(fw.buf) {
+		if n > 0 {
 			if err := ctx.Err(); err != nil {
 				return fw.res, err
 			}
-			continue
+			continue // read on: only an empty read can mean the end, or a shorter file
 		}
 		// At the end of what is written so far.
 		st, err := fw.f.Stat()
@@ -159,9 +177,8 @@ func followFile(ctx context.Context, path string, done <-chan struct{}, opts fol
 }
 
 type follower struct {
-	opts followOptions
-	f    *os.File
-	off  int64
+	f   *os.File
+	off int64
 	// flushed is where the writeback started so far ends.
 	flushed int64
 	h       hash.Hash

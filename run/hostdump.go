@@ -192,25 +192,14 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	// and waited for before the temporary file goes, on every path.
 	fctx, fcancel := context.WithCancel(ctx)
 	writerDone := make(chan struct{})
-	type followed struct {
-		r   followResult
-		err error
-	}
-	fch := make(chan followed, 1)
-	go func() {
-		r, err := followFile(fctx, tmp, writerDone, followOptions{Writeback: true})
-		fch <- followed{r, err}
-	}()
-	var fres *followed
-	stopFollower := func() followed {
-		if fres == nil {
-			fcancel()
-			r := <-fch
-			fres = &r
+	fch := goFollow(fctx, tmp, writerDone, followOptions{Writeback: true})
+	followerDone := false
+	defer func() {
+		fcancel()
+		if !followerDone {
+			<-fch
 		}
-		return *fres
-	}
-	defer stopFollower()
+	}()
 
 	err = d.DumpMemory(ctx, tmp, vm.HostDumpOptions{Format: cfg.Format, Progress: cfg.Progress})
 	if rerr := resume(); err == nil {
@@ -222,8 +211,7 @@ func HostDumpWith(ctx context.Context, t vm.Target, cfg HostDumpConfig) (*HostDu
 	written := time.Now()
 	close(writerDone)
 	fr := <-fch
-	fres = &fr
-	fcancel()
+	followerDone = true
 	if fr.err != nil {
 		return rep, fmt.Errorf("dump: %w", fr.err)
 	}
