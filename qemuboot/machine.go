@@ -181,9 +181,6 @@ func (m *Machine) Args() []string { return m.args }
 // Exited is closed when QEMU exits.
 func (m *Machine) Exited() <-chan struct{} { return m.proc.Exited() }
 
-// ExitErr is QEMU's exit status once Exited is closed.
-func (m *Machine) ExitErr() error { return m.proc.ExitErr() }
-
 // Console is what the guest wrote on its first serial port (with Config.Console).
 func (m *Machine) Console() string {
 	if m.paths.Console == "" {
