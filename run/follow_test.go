@@ -143,21 +143,24 @@ func TestFollowTruncatedAndReplaced(t *testing.T) {
 	}
 	first, second, third := content(1<<20, 3), content(300<<10, 4), content(700<<10, 5)
 	var hashed atomic.Int64
-	waitHashed := func(n int64) {
-		for hashed.Load() < n {
-			time.Sleep(time.Millisecond)
+	// waitHashed waits until the follower has hashed exactly n bytes and waits for more.
+	waitHashed := func(t *testing.T, n int64) {
+		for end := time.Now().Add(10 * time.Second); hashed.Load() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("the follower is at %d bytes after 10 s, want %d", hashed.Load(), n)
+			}
 		}
 	}
 	r := follow(t, path, followOptions{Poll: time.Millisecond, atEnd: func(n int64) { hashed.Store(n) }}, func(t *testing.T) {
 		if err := os.WriteFile(path, first, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		waitHashed(int64(len(first)))
+		waitHashed(t, int64(len(first)))
 		// Truncated and rewritten shorter (a second O_TRUNC open).
 		if err := os.WriteFile(path, second, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		waitHashed(t, int64(len(second))) // it saw the shorter file and started over
 		// Replaced by another file at the same path.
 		other := filepath.Join(dir, "other")
 		if err := os.WriteFile(other, third, 0o600); err != nil {
@@ -168,7 +171,7 @@ func TestFollowTruncatedAndReplaced(t *testing.T) {
 		}
 	})
 	wantFile(t, path, r)
-	if r.Size != int64(len(third)) || r.Restarts == 0 {
+	if r.Size != int64(len(third)) || r.Restarts != 2 { // the truncation, then the replacement
 		t.Errorf("size %d, restarts %d", r.Size, r.Restarts)
 	}
 }
